@@ -90,8 +90,11 @@ class Mediagen:
 
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> Result:
         """Run a request and return its outputs and recipes."""
+        from mediagen.edits import plan_edit
+
         model, job = self.prepare(request)
-        outputs = model.generate(job, progress or (lambda p: None))
+        work, finish = plan_edit(job, model.capabilities())
+        outputs = finish(model.generate(work, progress or (lambda p: None)))
         return Result(outputs, recipes_for(job, model, outputs), job.request.describe_mode(), model.id)
 
 
