@@ -253,15 +253,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, func: str = "main") -> Callable[[argparse.Namespace], int]:
-    """A command that hands its remaining arguments to another module's main(argv)."""
-
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return int(getattr(importlib.import_module(module), func)(args.rest) or 0)
-
-    return run
+# Commands that parse their own options: name -> (module with main(argv), help).
+DELEGATED = {
+    "train": ("mediagen.training", "train a model (e.g. `mediagen train builtin --minutes 30`)"),
+    "eval": ("mediagen.world.evaluate", "generate from a prompt file and score the outputs"),
+    "world": ("mediagen.world.cli", "the built-in world: `mediagen world sample --n 16 -o DIR`"),
+    "serve": ("mediagen.server.app", "run the HTTP server and web UI"),
+}
 
 
 MODE_COMMANDS = {m.value: m for m in Mode}
@@ -297,20 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_modes)
     p = sub.add_parser("schema", help="print the request JSON schema")
     p.set_defaults(func=cmd_schema)
-    for name, module, text in (
-        ("train", "mediagen.training", "train a model (e.g. `mediagen train builtin --minutes 30`)"),
-        ("eval", "mediagen.world.evaluate", "generate from a prompt file and score the outputs"),
-        ("world", "mediagen.world.cli", "the built-in world: `mediagen world sample --n 16 -o DIR`"),
-        ("serve", "mediagen.server.app", "run the HTTP server and web UI"),
-    ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module))
+    for name, (_, text) in DELEGATED.items():  # listed for --help; main() hands them their arguments
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mediagen` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:  # these commands parse their own options
+        import importlib
+
+        try:
+            return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
+        except MediagenError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -49,7 +49,7 @@ def load_model(model_id: str | None, settings: Settings) -> LoadedModel:
         source = rest
     if family not in FAMILIES:
         raise ModelNotFoundError(f"unknown model family {family!r}; families: {', '.join(FAMILIES)}")
-    return _loader(family)(source, device=settings.device, dtype=settings.torch_dtype())
+    return _loader(family)(source, device=settings.torch_device(), dtype=settings.torch_dtype())
 
 
 def list_models(settings: Settings) -> list[dict]:

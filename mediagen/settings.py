@@ -25,7 +25,7 @@ class Settings:
     """Where mediagen keeps things and how it computes."""
 
     home: Path = field(default_factory=lambda: Path.home() / ".mediagen")
-    device: str = "cpu"
+    device: str = "auto"  # "auto" picks cuda when available, else cpu (resolved when a model loads)
     dtype: str = "auto"  # "auto" | "bf16" | "fp16" | "fp32"
     default_model: str = "builtin"
     offline: bool = False
@@ -43,7 +43,7 @@ class Settings:
         """Build settings from MEDIAGEN_* environment variables."""
         env = os.environ if env is None else env
         home = Path(env["MEDIAGEN_HOME"]) if env.get("MEDIAGEN_HOME") else Path.home() / ".mediagen"
-        device = env.get("MEDIAGEN_DEVICE") or _default_device()
+        device = env.get("MEDIAGEN_DEVICE") or "auto"
         return cls(
             home=home,
             device=device,
@@ -52,6 +52,10 @@ class Settings:
             offline=env.get("HF_HUB_OFFLINE", "") not in ("", "0"),
         )
 
+    def torch_device(self) -> str:
+        """The device to compute on, with "auto" resolved (this imports torch)."""
+        return _default_device() if self.device == "auto" else self.device
+
     def torch_dtype(self):
         """The compute dtype: bf16 on AMX CPUs and on GPUs, fp32 on other CPUs, unless set explicitly."""
         import torch
@@ -59,7 +63,7 @@ class Settings:
         table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
         if self.dtype in table:
             return table[self.dtype]
-        if self.device.startswith("cuda"):
+        if self.torch_device().startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
 
