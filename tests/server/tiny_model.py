@@ -1,7 +1,7 @@
 """A tiny real model for the server tests: an untrained pixel-space velocity net sampled by mediagen's engine.
 
 It supports t2i, i2i, inpaint and outpaint through the same engine pieces as the built-in model (flow
-denoiser, classifier-free guidance, the shared denoising loop, mask compositing and outpaint canvases),
+denoiser, classifier-free guidance, the shared denoising loop; the core builds canvases and composites),
 so every server path runs real generation; only the weights are random (seeded, so runs reproduce).
 Served with `--model-plugin tiny=tests/server/tiny_model.py:load`.
 """
@@ -19,7 +19,6 @@ from torch import nn
 from mediagen.capabilities import Capabilities
 from mediagen.engine.denoisers import cfg_denoiser, flow_denoiser
 from mediagen.engine.loop import denoise
-from mediagen.engine.masks import composite, outpaint_canvas
 from mediagen.engine.samplers import StepInfo
 from mediagen.engine.schedules import flow_sigmas
 from mediagen.model import Job, Output, Progress, ProgressFn
@@ -88,17 +87,10 @@ class TinyModel:
         req = job.request
         pos, neg = self.net.encode(req.prompt), self.net.encode(req.negative_prompt)
         den = cfg_denoiser(flow_denoiser(lambda x, t, c: self.net(x, t, c)), float(req.guidance))
-        original, mask = None, None
+        # edit modes arrive as i2i or inpaint on a canvas/crop; the core composites the outputs back
+        original, mask = job.image, job.mask
         init = known = known_mask = None
-        if job.mode == Mode.T2I:
-            w, h = req.width, req.height
-        elif job.mode == Mode.OUTPAINT:
-            original, mask, _ = outpaint_canvas(job.image, req.extend, seed=req.seed)
-            w, h = original.size
-        else:
-            original = job.image
-            w, h = original.size
-            mask = job.mask
+        w, h = (req.width, req.height) if original is None else original.size
         if original is not None:
             known = _to_tensor(original)  # (1, 3, H, W)
             if job.mode == Mode.I2I:
@@ -116,10 +108,7 @@ class TinyModel:
             x = denoise(den, shape=(3, h, w), seeds=[seed], sigmas=flow_sigmas(req.steps), sampler=req.sampler,
                         cond=(pos, neg), init=init, strength=req.strength if init is not None else None,
                         known=known if known_mask is not None else None, known_mask=known_mask, callback=callback)
-            image = _to_image(x[0])
-            if mask is not None:
-                image = composite(original, image, mask, req.mask_blur)
-            outputs.append(Output(kind="image", image=image, seed=seed))
+            outputs.append(Output(kind="image", image=_to_image(x[0]), seed=seed))
         return outputs
 
 
