@@ -1,0 +1,733 @@
+"""Find the world's objects in an image by analysis alone: background model, colour segmentation, shapes.
+
+Pipeline (no access to any renderer ground truth of the image being scored):
+1. background: per-row colour candidates from the left and right border strips (the world's sky, wall and
+   floor are constant along a row), with a vertical tolerance of one row for slightly tilted horizons;
+2. foreground: pixels far from every background candidate that are not a darker copy of one (cast shadows
+   keep the floor's chromaticity); tolerances grow with the noise measured on the background;
+3. colour names in CIELAB: the nearest shaded palette colour (palette colour times a brightness factor);
+4. regions: foreground blobs split at sizeable single-colour cores grown back over the blob; a region of
+   one colour holding several objects is cut along the line joining its two deepest concavities (convex
+   solids have convex silhouettes); nearby regions one palette colour explains (lit and shaded faces) or
+   thin anti-aliased fringes merge back, and so do the pieces of a pattern;
+5. shapes: silhouette, shading and contact features fed to a small perceptron (`shape_model.json`, refit
+   with `python -m mediagen.world.score.fit`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mediagen.errors import RequestError
+from mediagen.world.spec import COLOR_RGB, SHAPES
+
+COLOR_NAMES = tuple(COLOR_RGB)
+SHAPE_CLASSES = SHAPES + ("person",)  # what the shape classifier names
+SHADE_LEVELS = np.linspace(0.42, 1.2, 14)  # brightness factors tried when naming a colour
+MODEL_FILE = Path(__file__).resolve().parent / "shape_model.json"
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Tolerances of the detector (pixels values are 0..255)."""
+
+    border: float = 1 / 16  # width of each border strip used for the background, fraction of the width
+    min_tol: float = 4.0  # smallest colour distance from the background that counts as foreground
+    noise_tol: float = 5.0  # tolerance in units of the measured background noise
+    shadow_min: float = 0.12  # darkest shadow factor (cast shadows multiply the floor colour)
+    shadow_tol: float = 0.004  # largest chromaticity change of a shadow, relative to its brightness
+    shadow_base: float = 0.6  # plus this absolute colour error (rounding)
+    min_area: float = 1.5e-3  # smallest region kept, fraction of the image area (25 pixels at 128 x 128)
+    min_side: int = 4  # smallest region width and height in pixels
+    seed_ratio: float = 0.04  # a colour's core must cover this share of its blob to start a region
+    split_solidity: float = 0.985  # regions below this solidity are tried for a split in two
+    merge_solidity: float = 0.9  # touching regions of one colour merge when their union is this convex
+    merge_de: float = 6.0  # touching regions that one palette colour explains within this CIELAB distance merge
+    fleck_ratio: float = 0.15  # ... always when the smaller is below this share of the larger
+    split_depth: float = 0.06  # a concavity this deep (times the square root of the area) may start a cut
+
+
+@dataclass
+class Detection:
+    """One object found in an image."""
+
+    shape: str
+    color: str
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1), x1/y1 exclusive
+    area: int
+    mask: np.ndarray = field(repr=False)  # (H, W) bool
+    shape_probs: dict[str, float] = field(default_factory=dict)
+    color_share: float = 1.0  # share of the region's pixels carrying its colour name
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre of the box (x, y)."""
+        return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the chosen shape."""
+        return float(self.shape_probs.get(self.shape, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no mask)."""
+        return {
+            "shape": self.shape,
+            "color": self.color,
+            "box": [round(v, 1) for v in self.box],
+            "area": self.area,
+            "confidence": round(self.confidence, 3),
+        }
+
+
+@dataclass
+class Analysis:
+    """Intermediate maps of one image, kept for the edit and control scorers."""
+
+    image: np.ndarray  # (H, W, 3) float64 0..255
+    background: np.ndarray  # (K, H, 3) per-row background colour candidates (0 = best estimate)
+    noise: float  # robust spread of background pixels around the row model
+    foreground: np.ndarray  # (H, W) bool
+    labels: np.ndarray  # (H, W) int, colour index per pixel (-1 = background)
+    regions: np.ndarray  # (H, W) int, 0 = background, k = detections[k - 1]
+    detections: list[Detection]
+
+
+# ----------------------------------------------------------------------------- colour
+
+
+def to_array(image: Any) -> np.ndarray:
+    """An image (PIL, array (H, W, 3) uint8 or float 0..255) as float64 (H, W, 3)."""
+    a = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] < 3:
+        raise RequestError(f"expected an RGB image (H, W, 3), got an array of shape {a.shape}: convert it to RGB")
+    return a[..., :3].astype(np.float64)
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of sRGB values 0..255, (..., 3) -> (..., 3)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def _shaded_palette_lab() -> tuple[np.ndarray, np.ndarray]:
+    """Lab of every palette colour at every shade level (C*K, 3) and the colour index of each row."""
+    pal = np.array(list(COLOR_RGB.values()), dtype=np.float64)  # (C, 3)
+    shaded = np.clip(pal[:, None, :] * SHADE_LEVELS[None, :, None], 0, 255)  # (C, K, 3)
+    return srgb_to_lab(shaded).reshape(-1, 3), np.repeat(np.arange(len(pal)), len(SHADE_LEVELS))
+
+
+def name_colors(pixels: np.ndarray) -> np.ndarray:
+    """Palette index (N,) of pixels (N, 3) 0..255: nearest shaded palette colour in CIELAB (CIE76)."""
+    lab = srgb_to_lab(np.asarray(pixels, dtype=np.float64).reshape(-1, 3))  # (N, 3)
+    ref, owner = _shaded_palette_lab()
+    d = ((lab[:, None, :] - ref[None]) ** 2).sum(-1)  # (N, C*K)
+    return owner[np.argmin(d, axis=1)]
+
+
+def dominant_color(pixels: np.ndarray, chromatic_share: float = 0.3) -> tuple[str, float]:
+    """Colour name of a region's pixels (N, 3) and its share: the most frequent chromatic name when it
+    covers `chromatic_share` of the pixels (highlights and reflections read white or gray), else the
+    most frequent name."""
+    idx = name_colors(np.asarray(pixels, dtype=np.float64).reshape(-1, 3))
+    counts = np.bincount(idx, minlength=len(COLOR_NAMES))
+    total = max(int(counts.sum()), 1)
+    chroma = [i for i, c in enumerate(COLOR_NAMES) if c not in ("white", "gray")]
+    best = max(chroma, key=lambda i: counts[i])
+    k = best if counts[best] >= chromatic_share * total else int(counts.argmax())
+    return COLOR_NAMES[k], float(counts[k] / total)
+
+
+# ----------------------------------------------------------------------------- background
+
+
+def estimate_background(img: np.ndarray, s: DetectSettings) -> tuple[np.ndarray, float]:
+    """Background colour candidates per row (K, H, 3) from the border strips, and the background noise level.
+
+    Candidate 0 is the best single estimate. Where the left and right strips disagree (an object or a
+    shadow covers one, or a tilted horizon crosses the row) the candidates are the nearest agreeing rows
+    above and below, their linear interpolation, and each strip that lies close to one of those.
+    """
+    w = img.shape[1]
+    b = max(2, round(w * s.border))
+    left = np.median(img[:, :b], axis=1)  # (H, 3)
+    right = np.median(img[:, w - b :], axis=1)
+    gap = np.linalg.norm(left - right, axis=1)  # (H,)
+    agree = gap < max(6.0, np.median(gap) * 3.0)
+    mid = (left + right) / 2.0
+    cands = [mid.copy(), mid.copy(), mid.copy(), left.copy(), right.copy()]
+    if agree.any() and not agree.all():
+        rows = np.flatnonzero(agree)
+        bad = np.flatnonzero(~agree)
+        up = rows[np.clip(np.searchsorted(rows, bad) - 1, 0, len(rows) - 1)]
+        down = rows[np.clip(np.searchsorted(rows, bad), 0, len(rows) - 1)]
+        interp = np.stack([np.interp(bad, rows, mid[rows, c]) for c in range(3)], axis=1)  # (B, 3)
+        cands[0][bad], cands[1][bad], cands[2][bad] = interp, mid[up], mid[down]
+        ref = np.stack([interp, mid[up], mid[down]])  # (3, B, 3)
+        for k, strip in ((3, left), (4, right)):
+            near = np.linalg.norm(strip[bad][None] - ref, axis=2).min(axis=0) < 8.0
+            cands[k][bad] = np.where(near[:, None], strip[bad], interp)
+            cands[0][bad] = np.where(near[:, None], strip[bad], cands[0][bad])
+    strips = np.concatenate([img[:, :b], img[:, w - b :]], axis=1)  # (H, 2b, 3)
+    dev = np.linalg.norm(strips - mid[:, None, :], axis=2)
+    noise = float(np.median(dev[agree])) if agree.any() else float(np.median(dev))
+    return np.stack(cands), noise
+
+
+def foreground_mask(img: np.ndarray, bgs: np.ndarray, noise: float, s: DetectSettings) -> np.ndarray:
+    """Pixels (H, W) explained neither by a row background candidate (+-1 row) nor by a shadow on one."""
+    h = img.shape[0]
+    tol = max(s.min_tol, s.noise_tol * noise)
+    noise_tol = s.shadow_base + s.noise_tol * noise
+    fg = np.ones(img.shape[:2], dtype=bool)
+    for bg in bgs:
+        for off in (-1, 0, 1):
+            b = bg[np.clip(np.arange(h) + off, 0, h - 1)][:, None, :]  # (H, 1, 3)
+            near = np.linalg.norm(img - b, axis=2) < tol
+            bb = np.maximum((b * b).sum(-1), 1.0)  # (H, 1)
+            k = (img * b).sum(-1) / bb  # (H, W) shadow factor
+            resid = np.linalg.norm(img - k[..., None] * b, axis=2)
+            shadow = (k >= s.shadow_min) & (k <= 1.0) & (resid < s.shadow_tol * np.sqrt(bb) * k + noise_tol)
+            fg &= ~(near | shadow)
+    return fg
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask: labels (H, W) (0 = off, 1..n) and n."""
+    h, w = mask.shape
+    big = h * w
+    lab = np.where(mask, np.arange(big).reshape(h, w), big)
+    while True:
+        pad = np.pad(lab, 1, constant_values=big)
+        m = lab
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                m = np.minimum(m, pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w])
+        m = np.where(mask, m, big)
+        flat = np.append(m.ravel(), big)
+        for _ in range(4):  # pointer jumping
+            m = flat[m]
+            flat = np.append(m.ravel(), big)
+        if np.array_equal(m, lab):
+            break
+        lab = m
+    roots, out = np.unique(lab[mask], return_inverse=True)
+    res = np.zeros((h, w), dtype=np.int64)
+    res[mask] = out + 1
+    return res, len(roots)
+
+
+def dilate(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation."""
+    pad = np.pad(mask, 1)
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    for dy in range(3):
+        for dx in range(3):
+            out |= pad[dy : dy + h, dx : dx + w]
+    return out
+
+
+def erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary erosion; pixels beyond the array count as background."""
+    pad = np.pad(mask, 1)
+    h, w = mask.shape
+    out = np.ones_like(mask)
+    for dy in range(3):
+        for dx in range(3):
+            out &= pad[dy : dy + h, dx : dx + w]
+    return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with every enclosed hole filled."""
+    lab, _ = label_components(np.pad(~mask, 1, constant_values=True))
+    outside = lab == lab[0, 0]
+    return ~outside[1:-1, 1:-1]
+
+
+def _grow(seeds: list[np.ndarray], within: np.ndarray) -> list[np.ndarray]:
+    """Grow seed masks ring by ring over `within` (earlier seeds win ties); returns the grown masks."""
+    out = [sd & within for sd in seeds]
+    rest = within.copy()
+    for m in out:
+        rest &= ~m
+    while rest.any():
+        moved = False
+        for i, m in enumerate(out):
+            g = dilate(m) & rest
+            if g.any():
+                out[i] = m | g
+                rest &= ~g
+                moved = True
+        if not moved:
+            break
+    return out
+
+
+def albedo_errors(pixels: np.ndarray) -> np.ndarray:
+    """CIELAB distance (C,) from the median colour of pixels (N, 3) to each palette colour's nearest shade."""
+    ref, owner = _shaded_palette_lab()
+    lab = srgb_to_lab(np.median(np.asarray(pixels, dtype=np.float64).reshape(-1, 3), axis=0))
+    d = np.linalg.norm(ref - lab, axis=1)  # (C*K,)
+    return np.array([d[owner == c].min() for c in range(len(COLOR_NAMES))])
+
+
+def _solidity(mask: np.ndarray) -> float:
+    """Area over convex hull area."""
+    hull = convex_hull_area(mask)
+    return float(mask.sum() / hull) if hull > 0 else 1.0
+
+
+def _fill_gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Union of two nearby masks plus the pixels of a one-pixel gap between them."""
+    return a | b | (dilate(a) & dilate(b))
+
+
+def _merge_compatible(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
+    """Merge nearby regions (at most one pixel apart) that one palette colour explains under different
+    shading (lit and shaded faces of one object) when their union is convex, and thin fringes of any colour."""
+    parts = list(parts)
+    while len(parts) > 1:
+        errs = [albedo_errors(img[m]) for m in parts]
+        best = None
+        for i in range(len(parts)):
+            grown = dilate(dilate(parts[i]))
+            for j in range(i + 1, len(parts)):
+                if not (grown & parts[j]).any():
+                    continue
+                fit = float(np.min(np.maximum(errs[i], errs[j])))
+                a, b = parts[i].sum(), parts[j].sum()
+                small = parts[i] if a < b else parts[j]
+                fleck = min(a, b) < s.fleck_ratio * max(a, b)
+                thin = erode(small).sum() < 0.3 * small.sum()
+                if fleck and thin:
+                    fit = -1.0  # anti-aliased fringe between two objects: any colour
+                elif fit > s.merge_de:
+                    continue
+                else:
+                    union = parts[i] | parts[j]
+                    if not fleck and not (_solidity(union) >= s.merge_solidity and len(_split_region(union, s)) == 1):
+                        continue
+                if best is None or fit < best[0]:
+                    best = (fit, i, j)
+        if best is None:
+            break
+        _, i, j = best
+        parts[i] = _fill_gaps(parts[i], parts[j])
+        del parts[j]
+    return parts
+
+
+def _merge_patterns(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
+    """Merge the pieces of a pattern into one object: growing from the largest region, the touching
+    regions of one colour merge when there are two or more of them (stripes, dots, checks) or they share
+    the body's colour (the body's own cells between checks), provided the union stays convex."""
+    parts = sorted(parts, key=lambda m: -int(m.sum()))
+    names = [dominant_color(img[m])[0] for m in parts]
+    i = 0
+    while i < len(parts):
+        merged = False
+        grown = dilate(parts[i])
+        groups: dict[str, list[int]] = {}
+        for j in range(i + 1, len(parts)):
+            if (grown & parts[j]).any():
+                groups.setdefault(names[j], []).append(j)
+        for color, members in groups.items():
+            if len(members) < 2 and color != names[i]:
+                continue
+            union = parts[i]
+            for j in members:
+                union = _fill_gaps(union, parts[j])
+            if _solidity(union) >= s.merge_solidity and len(_split_region(union, s)) == 1:
+                parts[i] = union
+                parts = [m for k, m in enumerate(parts) if k not in members]
+                names = [c for k, c in enumerate(names) if k not in members]
+                merged = True
+                break
+        if not merged:
+            i += 1
+    return parts
+
+
+def _blob_regions(blob: np.ndarray, labels: np.ndarray, img: np.ndarray, s: DetectSettings,
+                  min_area: float) -> list[np.ndarray]:
+    """Split one foreground blob into colour regions seeded by its sizeable single-colour cores."""  # fmt: skip
+    area = int(blob.sum())
+    core = erode(blob)
+    if core.sum() < 0.25 * area:
+        core = blob
+    seeds = []
+    for c in np.unique(labels[core]):
+        lab, k = label_components(core & (labels == c))
+        if k == 0:
+            continue
+        sizes = np.bincount(lab.ravel())[1:]
+        for j in np.flatnonzero(sizes >= max(s.seed_ratio * area, min_area)):
+            seeds.append((int(sizes[j]), lab == j + 1))
+    if len(seeds) <= 1:
+        return [blob]
+    seeds.sort(key=lambda t: -t[0])
+    return [m for m in _grow([m for _, m in seeds], blob) if m.any()]
+
+
+def _regions(fg: np.ndarray, labels: np.ndarray, img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
+    """Object regions: foreground blobs, each split by colour where it holds sizeable areas of two colours."""
+    h, w = fg.shape
+    lab, n = label_components(fg)
+    min_area = max(4, s.min_area * h * w)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)
+    out = []
+    for r in np.flatnonzero(areas >= min_area):
+        if r == 0:
+            continue
+        blob = lab == r
+        y0, x0 = np.min(np.nonzero(blob), axis=1)
+        y1, x1 = np.max(np.nonzero(blob), axis=1) + 1
+        y0, x0, y1, x1 = max(y0 - 1, 0), max(x0 - 1, 0), min(y1 + 1, h), min(x1 + 1, w)
+        crop = (slice(y0, y1), slice(x0, x1))
+        for part in _blob_regions(_fill_holes(blob[crop]), labels[crop], img[crop], s, min_area):
+            full = np.zeros((h, w), dtype=bool)
+            full[y0:y1, x0:x1] = part
+            out.extend(_split_region(full, s))
+    return _merge_patterns(_merge_compatible(out, img, s), img, s)
+
+
+# ----------------------------------------------------------------------------- geometry of a region
+
+
+def object_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Box of a region without its anti-aliased rim: the eroded region's box grown by half a pixel, so a
+    region with or without a one-pixel blended rim lands within half a pixel of the solid's own box."""
+    core = erode(mask)
+    if not core.any():
+        return mask_box(mask)
+    x0, y0, x1, y1 = mask_box(core)
+    return x0 - 0.5, y0 - 0.5, x1 + 0.5, y1 + 0.5
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a non-empty mask, exclusive ends."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+
+
+def _profile(values: np.ndarray, n: int) -> np.ndarray:
+    """Resample a 1D profile to n points (linear)."""
+    if len(values) == 1:
+        return np.repeat(values.astype(np.float64), n)
+    return np.interp(np.linspace(0, len(values) - 1, n), np.arange(len(values)), values)
+
+
+def shape_features(mask: np.ndarray, image: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """Scale-free silhouette and shading features (F,) of one region: mask (H, W), image (H, W, 3);
+    `others` (H, W) marks the other regions, whose contact tells where the silhouette may be cut off."""
+    contact = np.zeros(4)
+    edge = mask & ~erode(mask)
+    if others is not None and edge.any():
+        touch = edge & dilate(others)
+        ys, xs = np.nonzero(edge)
+        cy, cx = ys.mean(), xs.mean()
+        for i, sel in enumerate((ys < cy, ys >= cy, xs < cx, xs >= cx)):
+            contact[i] = touch[ys[sel], xs[sel]].mean() if sel.any() else 0.0
+    x0, y0, x1, y1 = (int(v) for v in mask_box(mask))
+    m = mask[y0:y1, x0:x1]
+    h, w = m.shape
+    area = float(m.sum())
+    hull = max(convex_hull_area(m), area)
+    per = float((m & ~erode(m)).sum())
+    widths = m.sum(axis=1).astype(np.float64)  # (h,)
+    wprof = _profile(widths, 10) / max(widths.max(), 1.0)
+    cols = np.flatnonzero(m.any(axis=0))
+    top = np.array([np.flatnonzero(m[:, c])[0] for c in cols], dtype=np.float64) / h
+    bot = np.array([np.flatnonzero(m[:, c])[-1] for c in cols], dtype=np.float64) / h
+    tprof, bprof = _profile(top, 9), _profile(bot, 9)
+    # shading: luminance profile across the middle band; flat faces make steps, round sides ramps
+    lum = image[y0:y1, x0:x1] @ np.array([0.299, 0.587, 0.114])  # (h, w)
+    band = m.copy()
+    band[: int(0.45 * h)] = False
+    band[int(0.9 * h) + 1 :] = False
+    colmean = np.array([lum[band[:, c], c].mean() if band[:, c].any() else np.nan for c in range(w)])
+    colmean = colmean[np.isfinite(colmean)]
+    inner = lum[erode(m)] if erode(m).any() else lum[m]
+    spread = float(inner.std() / max(inner.mean(), 1.0))
+    if colmean.size >= 3:
+        steps = np.abs(np.diff(colmean))
+        rng = float(colmean.max() - colmean.min()) + 1e-6
+        step_ratio = float(steps.max() / rng)
+        step2 = float(np.sort(steps)[-2] / rng) if steps.size > 1 else 0.0
+        cprof = _profile((colmean - colmean.min()) / rng, 5)
+    else:
+        step_ratio, step2, cprof = 0.0, 0.0, np.zeros(5)
+    gy = np.abs(np.diff(lum, axis=0))[(m[1:] & m[:-1])]
+    gx = np.abs(np.diff(lum, axis=1))[(m[:, 1:] & m[:, :-1])]
+    g = np.concatenate([gx, gy]) / max(float(inner.mean()), 1.0)
+    sharp = float((g > 0.12).mean()) if g.size else 0.0
+    feats = [
+        area / (w * h),
+        math.log(w / h),
+        area / hull,
+        4 * math.pi * area / max(per, 1.0) ** 2,
+        spread,
+        step_ratio,
+        step2,
+        sharp,
+        float(np.argmax(widths) / max(h - 1, 1)),
+        float(top.min() - np.median(top)),
+        float(bot.max() - np.median(bot)),
+    ]
+    return np.concatenate([feats, wprof, tprof, bprof, cprof, contact]).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- shape classifier
+
+
+@dataclass
+class ShapeModel:
+    """A small multilayer perceptron (ReLU hidden layers, softmax output) over standardised shape features."""
+
+    classes: tuple[str, ...]
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    layers: list[tuple[np.ndarray, np.ndarray]]  # [(W (out, in), b (out,))], last one gives the logits
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probs(self, feats: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) of feature rows (N, F)."""
+        z = (np.atleast_2d(feats) - self.mean) / self.scale
+        for i, (w, b) in enumerate(self.layers):
+            z = z @ w.T + b
+            if i < len(self.layers) - 1:
+                z = np.maximum(z, 0.0)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe parameters."""
+        r = lambda a: np.round(np.asarray(a, dtype=np.float64), 5).tolist()
+        return {"classes": list(self.classes), "mean": r(self.mean), "scale": r(self.scale),
+                "layers": [{"weight": r(w), "bias": r(b)} for w, b in self.layers], "meta": self.meta}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ShapeModel:
+        """Inverse of `to_json`."""
+        a = lambda v: np.asarray(v, dtype=np.float64)
+        layers = [(a(x["weight"]), a(x["bias"])) for x in d["layers"]]
+        return cls(tuple(d["classes"]), a(d["mean"]), a(d["scale"]), layers, d.get("meta", {}))
+
+
+def load_shape_model(path: Path | None = None) -> ShapeModel:
+    """The shipped shape classifier (or one saved by `mediagen.world.score.fit`)."""
+    p = Path(path) if path is not None else MODEL_FILE
+    if not p.is_file():
+        raise FileNotFoundError(f"shape classifier {p} is missing: rebuild it with `python -m mediagen.world.score.fit`")
+    return ShapeModel.from_json(json.loads(p.read_text()))
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...], hidden: int = 32, l2: float = 1e-3,
+            iters: int = 2500, lr: float = 0.01, seed: int = 0) -> ShapeModel:
+    """Fit a one-hidden-layer perceptron by full-batch Adam (Kingma & Ba 2015) on cross-entropy + L2."""  # fmt: skip
+    rng = np.random.default_rng(seed)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / scale  # (N, F)
+    n, f = z.shape
+    c = len(classes)
+    params = [rng.normal(0, 1 / math.sqrt(f), (hidden, f)), np.zeros(hidden),
+              rng.normal(0, 1 / math.sqrt(hidden), (c, hidden)), np.zeros(c)]  # fmt: skip
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    onehot = np.eye(c)[y]
+    for t in range(1, iters + 1):
+        w1, b1, w2, b2 = params
+        a = z @ w1.T + b1  # (N, H)
+        hdn = np.maximum(a, 0.0)
+        logits = hdn @ w2.T + b2  # (N, C)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        d2 = (p - onehot) / n  # (N, C)
+        dh = (d2 @ w2) * (a > 0)  # (N, H)
+        grads = [dh.T @ z + l2 * w1, dh.sum(0), d2.T @ hdn + l2 * w2, d2.sum(0)]
+        for i, g in enumerate(grads):
+            m1[i] = 0.9 * m1[i] + 0.1 * g
+            m2[i] = 0.999 * m2[i] + 0.001 * g * g
+            params[i] = params[i] - lr * (m1[i] / (1 - 0.9**t)) / (np.sqrt(m2[i] / (1 - 0.999**t)) + 1e-8)
+    return ShapeModel(tuple(classes), mean, scale, [(params[0], params[1]), (params[2], params[3])])
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def hull_polygon(mask: np.ndarray) -> np.ndarray:
+    """Convex hull (N, 2) as (x, y) pixel-corner vertices, counter-clockwise in image coordinates."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((0, 2))
+    left = np.argmax(mask[rows], axis=1)  # only each row's extreme pixels can be hull corners
+    right = mask.shape[1] - 1 - np.argmax(mask[rows, ::-1], axis=1)
+    pts = np.concatenate([np.stack([x, rows + dy], 1) for x in (left, right + 1) for dy in (0, 1)])
+    pts = np.unique(pts, axis=0)
+    if len(pts) < 3:
+        return pts.astype(np.float64)
+
+    def half(points):
+        out: list = []
+        for p in points:
+            while len(out) >= 2 and _cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(tuple(p))
+        return out
+
+    ordered = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+    return np.array(half(ordered)[:-1] + half(ordered[::-1])[:-1], dtype=np.float64)
+
+
+def convex_hull_area(mask: np.ndarray) -> float:
+    """Area of the convex hull of a mask's pixel squares (Andrew's monotone chain)."""
+    if not mask.any():
+        return 0.0
+    v = hull_polygon(mask)
+    if len(v) < 3:
+        return 0.0
+    return float(0.5 * abs(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1))))
+
+
+def _cross(o, a, b) -> float:
+    """z of (a - o) x (b - o)."""
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _concavities(mask: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(depth, deepest point (x, y)) of each pocket between a mask and its convex hull, deepest first."""
+    v = hull_polygon(mask)
+    if len(v) < 3:
+        return []
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    q = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1)  # (P, 2) pixel centres
+    a, b = v, np.roll(v, -1, axis=0)  # (E, 2) edges
+    ab = b - a
+    cross = ab[None, :, 0] * (q[:, None, 1] - a[None, :, 1]) - ab[None, :, 1] * (q[:, None, 0] - a[None, :, 0])
+    sign = np.sign(cross.sum(axis=1, keepdims=True))
+    inside = (cross * sign >= -1e-9).all(axis=1).reshape(h, w)
+    t = np.clip(((q[:, None, :] - a[None]) * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0, 1)
+    dist = np.linalg.norm(q[:, None, :] - (a[None] + t[..., None] * ab[None]), axis=-1).min(axis=1).reshape(h, w)
+    pocket = inside & ~mask
+    lab, n = label_components(pocket)
+    out = []
+    for k in range(1, n + 1):
+        m = lab == k
+        d = np.where(m, dist, -1.0)
+        i = int(np.argmax(d))
+        out.append((float(d.flat[i]), np.array([i % w + 0.5, i // w + 0.5])))
+    return sorted(out, key=lambda t: -t[0])
+
+
+def _split_region(m: np.ndarray, s: DetectSettings, depth: int = 0) -> list[np.ndarray]:
+    """Split a region holding several touching objects of one colour along the line joining its two deepest
+    concavities (convex solids have convex silhouettes); recursive, at most three levels."""
+    area = float(m.sum())
+    hull = convex_hull_area(m)
+    if depth >= 3 or hull <= 0 or area / hull >= s.split_solidity:
+        return [m]
+    y0, x0 = np.min(np.nonzero(m), axis=1)
+    y1, x1 = np.max(np.nonzero(m), axis=1) + 1
+    crop = m[y0:y1, x0:x1]
+    pockets = [p for p in _concavities(crop) if p[0] >= max(1.5, s.split_depth * math.sqrt(area))]
+    if len(pockets) < 2:
+        return [m]
+    p1, p2 = pockets[0][1], pockets[1][1]
+    yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0]
+    side = (p2[0] - p1[0]) * (yy + 0.5 - p1[1]) - (p2[1] - p1[1]) * (xx + 0.5 - p1[0]) > 0
+    parts = []
+    for sel in (crop & side, crop & ~side):
+        lab, k = label_components(sel)
+        if k > 1:  # keep the largest piece; stray pixels go to the other side
+            sizes = np.bincount(lab.ravel())[1:]
+            sel = lab == int(np.argmax(sizes)) + 1
+        parts.append(sel)
+    if min(p.sum() for p in parts) < 0.1 * area:
+        return [m]
+    out = []
+    for p in parts:
+        full = np.zeros_like(m)
+        full[y0:y1, x0:x1] = p
+        out.extend(_split_region(full, s, depth + 1))
+    return out
+
+
+@dataclass
+class Segmentation:
+    """Object regions of an image before shapes are named."""
+
+    image: np.ndarray  # (H, W, 3) float64 0..255
+    background: np.ndarray  # (K, H, 3) per-row background colour candidates (0 = best estimate)
+    noise: float  # robust spread of background pixels around the row model
+    foreground: np.ndarray  # (H, W) bool
+    labels: np.ndarray  # (H, W) int, colour index per pixel (-1 = background)
+    masks: list[np.ndarray]  # one (H, W) bool mask per region
+
+
+def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
+    """Background model, foreground, colour names and object regions of one RGB image."""
+    s = settings or DetectSettings()
+    img = to_array(image)
+    h, w, _ = img.shape
+    bg, noise = estimate_background(img, s)
+    fg = foreground_mask(img, bg, noise, s)
+    labels = np.full((h, w), -1, dtype=np.int64)
+    if fg.any():
+        labels[fg] = name_colors(img[fg])
+    masks = []
+    for m in _regions(fg, labels, img, s):
+        if m.sum() < max(4, s.min_area * h * w):
+            continue
+        x0, y0, x1, y1 = mask_box(m)
+        if x1 - x0 < s.min_side or y1 - y0 < s.min_side:
+            continue
+        masks.append(m)
+    return Segmentation(img, bg, noise, fg, labels, masks)
+
+
+def analyze(image: Any, settings: DetectSettings | None = None, model: ShapeModel | None = None) -> Analysis:
+    """Segment an image and name the shape and colour of every region."""
+    seg = segment(image, settings)
+    img = seg.image
+    model = model or load_shape_model()
+    dets = []
+    regions = np.zeros(img.shape[:2], dtype=np.int64)
+    union = np.zeros(img.shape[:2], dtype=bool)
+    for m in seg.masks:
+        union |= m
+    feats = [shape_features(m, img, union & ~m) for m in seg.masks]
+    probs = model.probs(np.stack(feats)) if feats else np.zeros((0, len(model.classes)))
+    for m, p in zip(seg.masks, probs):
+        color, share = dominant_color(img[m])
+        k = int(np.argmax(p))
+        dets.append(Detection(model.classes[k], color, object_box(m), int(m.sum()), m,
+                              {c: float(v) for c, v in zip(model.classes, p)}, share))  # fmt: skip
+        regions[m] = len(dets)
+    return Analysis(img, seg.background, seg.noise, seg.foreground, seg.labels, regions, dets)
+
+
+def detect_objects(image: Any, settings: DetectSettings | None = None, model: ShapeModel | None = None) -> list[Detection]:
+    """Objects found in an image, largest first."""
+    dets = analyze(image, settings, model).detections
+    return sorted(dets, key=lambda d: -d.area)

@@ -1,0 +1,67 @@
+"""Control-map agreement: a render agrees with its own maps and disagrees with another scene's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mediagen.errors import RequestError
+from mediagen.world import FigureSpec, ObjectSpec, SceneSpec, render_scene, sample_scene
+from mediagen.world.score.control import LIMITS, decode_pose, edge_f1, score_control
+from mediagen.world.score.tasks import control_map
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    rng = np.random.default_rng(21)
+    specs = [sample_scene(rng, n_objects=int(rng.integers(2, 5)), with_figure_prob=0.0) for _ in range(6)]
+    return [(render_scene(a, 128, 128), render_scene(b, 128, 128)) for a, b in zip(specs, specs[1:] + specs[:1])]
+
+
+@pytest.mark.parametrize("kind", ["edge", "depth", "seg"])
+def test_render_agrees_with_its_own_map_only(kind, pairs):
+    for r, other in pairs:
+        own = score_control(kind, r.image, control_map(r, kind))
+        assert own.correct and own.score >= LIMITS[kind], (kind, own.values)
+        wrong = score_control(kind, r.image, control_map(other, kind))
+        assert not wrong.correct and wrong.score < own.score, (kind, wrong.values)
+
+
+def test_pose_agreement_follows_the_skeleton():
+    figs = [("arms_out", 0.0), ("arms_up", -1.5), ("walking", 1.2)]
+    for pose, x in figs:
+        spec = SceneSpec(figures=[FigureSpec(pose=pose, x=x, z=6.0, color="red")],
+                         objects=[ObjectSpec("cube", "blue", x=x + 2.0, z=8.0)], background="sky")  # fmt: skip
+        r = render_scene(spec, 128, 128)
+        own = score_control("pose", r.image, control_map(r, "pose"))
+        assert own.correct, (pose, own.values)
+        moved = SceneSpec(figures=[FigureSpec(pose="sitting", x=x - 1.4, z=7.5, color="red")], background="sky")
+        other = render_scene(moved, 128, 128)
+        wrong = score_control("pose", r.image, control_map(other, "pose"))
+        assert not wrong.correct, (pose, wrong.values)
+
+
+def test_pose_keypoints_decode_from_the_drawing():
+    r = render_scene(SceneSpec(figures=[FigureSpec(pose="standing", z=6.0)]), 128, 128)
+    kps = decode_pose(r.pose_image.astype(np.float64))
+    truth = r.keypoints_openpose[0]
+    assert len(kps) >= 12
+    for k, x, y in kps:
+        assert abs(truth[k, 0] - x) < 2.0 and abs(truth[k, 1] - y) < 2.0
+
+
+def test_edge_f1_tolerance():
+    a = np.zeros((20, 20), bool)
+    a[10] = True
+    b = np.roll(a, 2, axis=0)
+    assert edge_f1(a, a) == 1.0
+    assert edge_f1(a, b, tol=2) == 1.0
+    assert edge_f1(a, b, tol=1) == 0.0
+
+
+def test_control_errors():
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(RequestError, match="kind"):
+        score_control("normals", img, img)
+    with pytest.raises(RequestError, match="resize"):
+        score_control("edge", img, np.zeros((16, 16, 3), np.uint8))
