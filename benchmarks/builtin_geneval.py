@@ -1,0 +1,56 @@
+"""GenEval-style score of the built-in model (or an exported folder) on a balanced slice of the held-out prompts.
+
+    python benchmarks/builtin_geneval.py [--per-tag 20] [--model builtin | builtin:/path/to/export]
+                                         [--mode t2i] [--steps N] [--json scores.json]
+
+Takes the first --per-tag records of every tag from the world's held-out prompt file, generates and scores them
+with `mediagen.world.evaluate`, and prints the overall score and per-tag accuracy (optionally writing them as
+JSON, e.g. to the training run's scores.json, which `export.py` copies into the model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="builtin")
+    p.add_argument("--mode", default="t2i")
+    p.add_argument("--per-tag", type=int, default=20)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
+    a = p.parse_args()
+
+    from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report, run
+
+    records, seen = [], {}
+    for r in read_records(DEFAULT_PROMPTS):
+        if seen.get(r["tag"], 0) < a.per_tag:
+            seen[r["tag"]] = seen.get(r["tag"], 0) + 1
+            records.append(r)
+    t0 = time.time()
+    rows, _ = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
+    rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
+    summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
+    summary["steps"] = a.steps or "model default"
+    summary["load_average"] = round(os.getloadavg()[0], 2)
+    print(f"{a.model} {a.mode}: overall {rep['overall']:.3f} over {rep['outputs']} outputs in {rep['seconds']:.0f} s")
+    for tag, v in rep["tags"].items():
+        print(f"  {tag:<14} {v['accuracy']:.3f}  (n={v['n']})")
+    if a.json is not None:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=a.json.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(tmp, a.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Training data for the built-in model: world renders cached in shards, latents, and random inpainting masks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHARD_RE = re.compile(r"shard_(\d{5})\.npz$")
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez_compressed to a temp file, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def shard_path(root: Path, index: int) -> Path:
+    """Path of image shard `index` under `root`."""
+    return root / "shards" / f"shard_{index:05d}.npz"
+
+
+def list_shards(root: Path) -> list[Path]:
+    """Finished image shards under `root`, in index order."""
+    d = root / "shards"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if SHARD_RE.search(p.name))
+
+
+def render_one(seed: int, size: int, captions: int) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
+    """One training scene (split='train'): image (H, W, 3) uint8, instance map (H, W) uint8, spec dict and
+    `captions` captions from the world's captioner."""
+    from mediagen.world.captions import describe
+    from mediagen.world.render import render_scene
+    from mediagen.world.sample import sample_scene
+
+    spec = sample_scene(np.random.default_rng(seed), split="train")
+    r = render_scene(spec, size, size)
+    inst = np.clip(np.asarray(r.instance), 0, 255).astype(np.uint8)
+    texts = [describe(spec, np.random.default_rng([seed, k]), render=r, split="train").text for k in range(captions)]
+    return np.asarray(r.image, dtype=np.uint8), inst, spec.to_dict(), texts
+
+
+def render_shard(root: Path, index: int, *, shard_size: int, size: int, seed: int, captions: int) -> Path:
+    """Render scenes [index * shard_size, (index + 1) * shard_size) into one shard file (atomic)."""
+    images, insts, specs, texts = [], [], [], []
+    for i in range(index * shard_size, (index + 1) * shard_size):
+        im, inst, spec, caps = render_one(seed * 1_000_003 + i, size, captions)
+        images.append(im)
+        insts.append(inst)
+        specs.append(json.dumps(spec))
+        texts.append(caps)
+    path = shard_path(root, index)
+    save_npz_atomic(path, images=np.stack(images), instance=np.stack(insts), specs=np.array(specs, dtype=str),
+                    captions=np.array(texts, dtype=str))
+    return path
+
+
+def caption_specs(specs: np.ndarray, captions: int, seed: int, size: int = 128) -> np.ndarray:
+    """Captions for shards rendered without them, (N, K) str; deterministic in `seed`."""
+    from mediagen.world.captions import describe
+    from mediagen.world.render import render_scene
+    from mediagen.world.spec import SceneSpec
+
+    out = []
+    for i, s in enumerate(specs):
+        spec = SceneSpec.from_dict(json.loads(str(s)))
+        r = render_scene(spec, size, size, antialias=False)
+        out.append([describe(spec, np.random.default_rng([seed, i, k]), render=r, split="train").text
+                    for k in range(captions)])
+    return np.array(out, dtype=str)
+
+
+def render_dataset(root: Path, *, scenes: int, shard_size: int, size: int, seed: int, captions: int,
+                   log=print) -> None:
+    """Render every missing shard up to `scenes` scenes; safe to stop and restart at any time."""
+    n = (scenes + shard_size - 1) // shard_size
+    for index in range(n):
+        if shard_path(root, index).exists():
+            continue
+        t0 = time.perf_counter()
+        render_shard(root, index, shard_size=shard_size, size=size, seed=seed, captions=captions)
+        dt = time.perf_counter() - t0
+        log(f"shard {index + 1}/{n}: {shard_size} scenes in {dt:.1f} s ({shard_size / dt:.1f} scenes/s)")
+
+
+def load_images(paths: list[Path]) -> np.ndarray:
+    """All images of the given shards, (N, H, W, 3) uint8."""
+    return np.concatenate([np.load(p)["images"] for p in paths])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inpainting masks at latent resolution (1 = regenerate)
+
+
+def _box(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    m = np.zeros((h, w), np.float32)
+    bh, bw = rng.integers(h // 8, h * 3 // 4 + 1), rng.integers(w // 8, w * 3 // 4 + 1)
+    y, x = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
+    m[y : y + bh, x : x + bw] = 1
+    return m
+
+
+def _blob(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    m = np.zeros((h, w), bool)
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    for _ in range(rng.integers(1, 5)):
+        ry, rx = rng.uniform(h / 12, h / 3), rng.uniform(w / 12, w / 3)
+        m |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        cy = np.clip(cy + rng.normal(0, h / 6), 0, h)
+        cx = np.clip(cx + rng.normal(0, w / 6), 0, w)
+    return m.astype(np.float32)
+
+
+def _border(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Outpainting: the known part is an inner rectangle; 1..4 sides are regenerated, random widths."""
+    m = np.zeros((h, w), np.float32)
+    sides = rng.permutation(4)[: rng.integers(1, 5)]
+    for s in sides:
+        k = int(rng.integers(max(1, h // 16), h // 2 + 1))
+        if s == 0:
+            m[:, :k] = 1
+        elif s == 1:
+            m[:k] = 1
+        elif s == 2:
+            m[:, w - k :] = 1
+        else:
+            m[h - k :] = 1
+    return m
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)^2 square."""
+    out = m.copy()
+    p = np.pad(m, r)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out = np.maximum(out, p[dy : dy + m.shape[0], dx : dx + m.shape[1]])
+    return out
+
+
+def _object(rng: np.random.Generator, inst: np.ndarray) -> np.ndarray | None:
+    """The (dilated) region of one random object of the GT instance map, or None when there is none."""
+    ids = np.unique(inst)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        return None
+    m = (inst == rng.choice(ids)).astype(np.float32)
+    return _dilate(m, int(rng.integers(0, 3)))
+
+
+def random_mask(rng: np.random.Generator, inst: np.ndarray, p_full: float = 0.5) -> np.ndarray:
+    """A training mask (h, w) float32: all ones (text-to-image) with probability p_full, else a box, blob,
+    object or outpainting border (SD-inpainting-style training, Rombach et al. 2022)."""
+    h, w = inst.shape
+    if rng.random() < p_full:
+        return np.ones((h, w), np.float32)
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        m = _box(rng, h, w)
+    elif kind == 1:
+        m = _blob(rng, h, w)
+    elif kind == 2:
+        m = _border(rng, h, w)
+    else:
+        m = _object(rng, inst)
+        if m is None:
+            m = _box(rng, h, w)
+    if m.sum() == 0:
+        m = _box(rng, h, w)
+    return m
+
+
+def downsample_instance(inst: np.ndarray, factor: int) -> np.ndarray:
+    """Instance maps (N, H, W) -> (N, H/f, W/f): each cell takes the id covering most of its pixels,
+    background only when no object covers it at all (so small objects keep a cell)."""
+    n, h, w = inst.shape
+    blocks = inst.reshape(n, h // factor, factor, w // factor, factor).transpose(0, 1, 3, 2, 4)
+    blocks = blocks.reshape(n, h // factor, w // factor, factor * factor)
+    out = np.zeros((n, h // factor, w // factor), np.uint8)
+    best = np.zeros((n, h // factor, w // factor), np.int32)
+    for i in np.unique(inst):
+        if i == 0:
+            continue
+        c = (blocks == i).sum(-1)
+        take = c > best
+        out[take], best[take] = i, c[take]
+    return out
+
+
+@dataclass
+class LatentSet:
+    """Cached training set in RAM: scaled latents, cell-level instance maps and captions."""
+
+    latents: np.ndarray  # (N, C, h, w) float16
+    instance: np.ndarray  # (N, h, w) uint8
+    captions: np.ndarray  # (N, K) str
+
+    def __len__(self) -> int:
+        return len(self.latents)

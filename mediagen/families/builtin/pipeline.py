@@ -1,0 +1,63 @@
+"""Sampling glue shared by the family and the training previews: velocity function, inpaint inputs, engine call."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mediagen.engine.denoisers import cfg_denoiser, flow_denoiser
+from mediagen.engine.loop import denoise
+from mediagen.engine.samplers import Callback
+from mediagen.engine.schedules import flow_sigmas
+from mediagen.families.builtin.nets import UNet
+
+
+def make_velocity(unet: UNet, *, bf16: bool):
+    """v(x_t, t, cond) for the engine; cond = {"ctx": (B, M, 384), "ctx_mask": (B, M), "extra": (B, C+1, h, w)}."""
+
+    def velocity(x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        inp = torch.cat([x_t, cond["extra"].to(x_t.dtype)], dim=1) if unet.cfg.inpaint else x_t  # (B, 2C+1, h, w)
+        inp = inp.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=bf16):
+            v = unet(inp, t.expand(x_t.shape[0]), cond["ctx"], cond["ctx_mask"])
+        return v.float()
+
+    return velocity
+
+
+def inpaint_extra(latent: torch.Tensor | None, mask: torch.Tensor | None, shape: tuple[int, ...],
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """The inpaint channels (B, 1 + C, h, w): latent mask (1 = regenerate) and the latent zeroed inside it.
+
+    With no latent (text-to-image, image-to-image) the mask is all ones and the masked latent all zeros.
+    shape: (B, C, h, w) of the sampled latent.
+    """
+    b, c, h, w = shape
+    if latent is None:
+        return torch.cat([torch.ones(b, 1, h, w, device=device), torch.zeros(b, c, h, w, device=device)], dim=1)
+    m = mask.expand(b, 1, h, w).float()
+    return torch.cat([m, latent.expand(b, c, h, w) * (1 - m)], dim=1)
+
+
+def latent_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pixel mask (B, 1, H, W) in [0, 1] -> latent mask (B, 1, H/f, W/f): a cell is regenerated if any pixel is."""
+    return (F.max_pool2d(mask.float(), factor) > 0.5).float()
+
+
+def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: torch.Tensor | None,
+           neg_mask: torch.Tensor | None, shape: tuple[int, ...], seeds: Sequence[int], steps: int,
+           guidance: float, sampler: str, shift: float, bf16: bool, extra: torch.Tensor | None = None,
+           init: torch.Tensor | None = None, strength: float | None = None,
+           callback: Callback | None = None) -> torch.Tensor:
+    """Draw len(seeds) latents of shape (C, h, w) with the shared engine; ctx (1 or B, M, 384) per prompt."""
+    b, device = len(seeds), ctx.device
+    extra = inpaint_extra(None, None, (b, *shape), device) if extra is None else extra
+    pos: dict[str, Any] = {"ctx": ctx.expand(b, -1, -1), "ctx_mask": ctx_mask.expand(b, -1), "extra": extra}
+    neg = None
+    if neg_ctx is not None and guidance != 1.0:
+        neg = {"ctx": neg_ctx.expand(b, -1, -1), "ctx_mask": neg_mask.expand(b, -1), "extra": extra}
+    den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance)
+    return denoise(den, shape=shape, seeds=seeds, sigmas=flow_sigmas(steps, shift), sampler=sampler,
+                   cond=(pos, neg), init=init, strength=strength, callback=callback, device=device)

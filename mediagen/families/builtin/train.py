@@ -1,0 +1,607 @@
+"""Train the built-in model on the procedural world: `data` (render shards), `ae` (autoencoder), `unet`.
+
+    python -m mediagen.families.builtin.train data --scenes 60000
+    python -m mediagen.families.builtin.train ae --minutes 15
+    python -m mediagen.families.builtin.train unet --minutes 120 --resume
+
+Every stage is seeded, checkpoints atomically every few minutes and resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mediagen.families.builtin import data as D
+from mediagen.families.builtin.config import AEConfig, UNetConfig
+from mediagen.families.builtin.nets import AutoEncoder, UNet, count_params
+
+DEFAULT_RUN = Path(os.environ.get("MEDIAGEN_BUILTIN_RUN", "/work/runs/builtin"))
+
+PREVIEW_PROMPTS = (
+    "a small red metal sphere left of a large blue cube",
+    "a green cylinder",
+    "two yellow cones",
+    "a purple pyramid right of a white sphere",
+    "a large orange cube on a sky background",
+    "a blue sphere above a red cube",
+    "three pink spheres",
+    "a cyan cone behind a brown cylinder",
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared plumbing
+
+
+def log_line(run: Path, name: str, text: str) -> None:
+    """Print a line and append it to run/<name>.log."""
+    line = f"[{time.strftime('%H:%M:%S')}] {text}"
+    print(line, flush=True)
+    with open(run / f"{name}.log", "a") as f:
+        f.write(line + "\n")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temp file, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by save_atomic (tensors, numbers, strings and dicts only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    """RNG states of numpy and torch, for exact resumption."""
+    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    """Inverse of rng_state."""
+    rng.bit_generator.state = json.loads(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class CsvLog:
+    """Append-only CSV loss log."""
+
+    def __init__(self, path: Path, fields: list[str]):
+        self.path, self.fields = path, fields
+        if not path.exists():
+            with open(path, "w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row[k] for k in self.fields])
+
+
+class Stopper:
+    """Turns SIGTERM/SIGINT into a flag so the loop saves before it exits."""
+
+    def __init__(self):
+        self.stop = False
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._handle)
+
+    def _handle(self, *_):
+        self.stop = True
+
+
+def threads_for_load(max_threads: int) -> int:
+    """Fewer threads when other processes keep the cores busy: a starved thread stalls every parallel op
+    at its barrier, so on a shared machine one thread often trains faster than two."""
+    others = os.getloadavg()[0] - torch.get_num_threads()
+    return max(1, min(max_threads, int(os.cpu_count() or 1) - int(others + 0.5)))
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """EMA of weights with warm-up: decay_t = min(decay, (1 + t) / (10 + t))."""
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm.detach(), 1 - d)
+
+
+def state_hash(sd: dict[str, torch.Tensor]) -> str:
+    """Short content hash of a state dict."""
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        h.update(k.encode())
+        h.update(sd[k].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def to_img(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def from_img(a: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1], channels_last."""
+    x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def save_grid(images: np.ndarray, path: Path, cols: int = 4) -> None:
+    """Save (N, H, W, 3) uint8 images as one PNG grid (atomic)."""
+    from PIL import Image
+
+    n, h, w, _ = images.shape
+    rows = (n + cols - 1) // cols
+    grid = np.full((rows * h, cols * w, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = im
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    Image.fromarray(grid).save(tmp)
+    os.replace(tmp, path)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between uint8 image stacks."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * math.log10(255.0**2 / max(mse, 1e-10)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    """Render shards of training scenes (split='train') until --scenes are cached."""
+    run = Path(args.run)
+    root = run / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    held = root / "heldout.npz"
+    if not held.exists():  # scenes from another seed range, never trained on: for AE PSNR and eyeballing
+        idx = 0
+        tmp_root = root / "heldout_tmp"
+        D.render_shard(tmp_root, idx, shard_size=args.heldout, size=args.size, seed=args.seed + 7777,
+                       captions=args.captions)
+        os.replace(D.shard_path(tmp_root, idx), held)
+    D.render_dataset(root, scenes=args.scenes, shard_size=args.shard_size, size=args.size, seed=args.seed,
+                     captions=args.captions, log=lambda s: log_line(run, "data", s))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Autoencoder
+
+
+def ae_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L1 + 0.5 MSE + 0.5 L1 on image gradients (keeps the world's crisp edges)."""
+    l1 = (rec - x).abs().mean()
+    mse = (rec - x).square().mean()
+    gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    edge = (gx(rec) - gx(x)).abs().mean() + (gy(rec) - gy(x)).abs().mean()
+    return l1 + 0.5 * mse + 0.5 * edge
+
+
+def random_crops(rng: np.random.Generator, images: np.ndarray, batch: int, crop: int) -> np.ndarray:
+    """(batch, crop, crop, 3) random crops of random images."""
+    n, h, w, _ = images.shape
+    idx = rng.integers(0, n, batch)
+    ys, xs = rng.integers(0, h - crop + 1, batch), rng.integers(0, w - crop + 1, batch)
+    return np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
+
+
+@torch.no_grad()
+def ae_eval(ae: AutoEncoder, images: np.ndarray, batch: int = 32) -> tuple[float, np.ndarray]:
+    """Mean PSNR of reconstructions and the reconstructions (N, H, W, 3) uint8."""
+    ae.eval()
+    outs = []
+    for i in range(0, len(images), batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(to_img(ae(from_img(images[i : i + batch]))))
+    ae.train()
+    rec = np.concatenate(outs)
+    return float(np.mean([psnr(a, b) for a, b in zip(rec, images)])), rec
+
+
+@torch.no_grad()
+def latent_stats(ae: AutoEncoder, images: np.ndarray, batch: int = 32) -> tuple[float, float]:
+    """Mean and std of raw latents over `images`."""
+    ae.eval()
+    zs = []
+    for i in range(0, len(images), batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            zs.append(ae.encoder(from_img(images[i : i + batch])).float())
+    z = torch.cat(zs)
+    return float(z.mean()), float(z.std())
+
+
+def ae_config(args: argparse.Namespace) -> AEConfig:
+    return AEConfig(latent_channels=args.latent_channels, channels=tuple(args.ae_channels), blocks=args.ae_blocks)
+
+
+def _ae_from(ck: dict) -> tuple[AutoEncoder, AEConfig]:
+    cfg = AEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(ck["config"]).items()})
+    ae = AutoEncoder(cfg).to(memory_format=torch.channels_last)
+    ae.load_state_dict(ck["model"])
+    return ae, cfg
+
+
+def cmd_ae(args: argparse.Namespace) -> None:
+    """Train the autoencoder on random crops of cached renders; record latent shift/scale at the end.
+
+    With --decoder-only, fine-tune just the decoder of the finished autoencoder (its encoder, and so the
+    latent space the UNet learned, stay fixed), as SD's ft-MSE decoder was.
+    """
+    run = Path(args.run)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    name = "aedec" if args.decoder_only else "ae"
+    ckpt_path = run / f"{name}_last.pt"
+    if args.decoder_only:
+        ae, cfg = _ae_from(load_checkpoint(run / "ae_final.pt"))
+        ae.encoder.requires_grad_(False)
+    else:
+        cfg = ae_config(args)
+        ae = AutoEncoder(cfg).to(memory_format=torch.channels_last)
+    params = [p for p in ae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    step, elapsed = 0, 0.0
+    if args.resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        ae.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        set_rng_state(rng, ck["rng"])
+        log_line(run, name, f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
+    trained = sum(p.numel() for p in params)
+    log_line(run, name, f"autoencoder {count_params(ae) / 1e6:.2f} M params ({trained / 1e6:.2f} M trained), "
+             f"config {asdict(cfg)}")
+
+    held = np.load(run / "data" / "heldout.npz")["images"][: args.eval_images]
+    shards, images = [], np.zeros((0, 1, 1, 3), np.uint8)
+    log = CsvLog(run / f"{name}_loss.csv", ["step", "minutes", "loss", "img_per_s", "psnr"])
+    stopper = Stopper()
+
+    def save() -> None:
+        save_atomic({"model": ae.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+                     "rng": rng_state(rng), "config": json.dumps(asdict(cfg))}, ckpt_path)
+
+    t_start, t_save, t_scan, t_eval = time.time(), time.time(), 0.0, time.time()
+    budget = args.minutes * 60
+    losses: list[float] = []
+    while not stopper.stop and time.time() - t_start < budget and step < args.max_steps:
+        if time.time() - t_scan > 120:  # pick up shards rendered meanwhile
+            found = D.list_shards(run / "data")[: args.max_shards]
+            if len(found) > len(shards):
+                shards = found
+                images = D.load_images(shards)
+                log_line(run, name, f"training images: {len(images)} from {len(shards)} shards")
+            t_scan = time.time()
+        if len(images) == 0:
+            time.sleep(10)
+            continue
+        t0 = time.time()
+        x = from_img(random_crops(rng, images, args.batch, args.crop))
+        lr = args.lr * min(1.0, (step + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if args.decoder_only:
+                with torch.no_grad():
+                    z = ae.encoder(x)
+                rec = ae.decoder(z)
+            else:
+                rec = ae(x)
+        loss = ae_loss(rec.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        dt = time.time() - t0
+        elapsed += dt
+        losses.append(loss.item())
+        if step % 50 == 0:
+            p = ""
+            if time.time() - t_eval > 120:
+                p, rec_img = ae_eval(ae, held)
+                save_grid(np.concatenate([held[:8], rec_img[:8]]), run / f"{name}_samples" / f"step_{step:06d}.png", 8)
+                t_eval = time.time()
+            log.write({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(float(np.mean(losses)), 5),
+                       "img_per_s": round(args.batch / dt, 1), "psnr": p if p == "" else round(p, 2)})
+            log_line(run, name, f"step {step} loss {np.mean(losses):.4f} {args.batch / dt:.1f} crops/s"
+                     + (f" heldout PSNR {p:.2f} dB" if p != "" else ""))
+            losses = []
+        if time.time() - t_save > args.save_every * 60:
+            save()
+            t_save = time.time()
+    save()
+    p, rec_img = ae_eval(ae, held)
+    save_grid(np.concatenate([held[:8], rec_img[:8]]), run / f"{name}_samples" / f"step_{step:06d}.png", 8)
+    final = cfg
+    if not args.decoder_only:
+        shift, std = latent_stats(ae, images[rng.permutation(len(images))[:1024]] if len(images) else held)
+        final = replace(cfg, shift=shift, scale=1.0 / std)
+    save_atomic({"model": ae.state_dict(), "config": json.dumps(asdict(final)), "step": step,
+                 "elapsed": elapsed, "psnr": p}, run / f"{name}_final.pt")
+    log_line(run, name, f"done: step {step}, {elapsed / 60:.1f} min, heldout PSNR {p:.2f} dB, "
+             f"latent shift {final.shift:.4f} scale {final.scale:.4f}")
+
+
+def load_frozen_ae(run: Path) -> tuple[AutoEncoder, str]:
+    """The finished autoencoder (with its latent scale) and its content hash."""
+    ck = load_checkpoint(run / "ae_final.pt")
+    ae, _ = _ae_from(ck)
+    ae.eval().requires_grad_(False)
+    return ae, state_hash(ck["model"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# UNet
+
+
+@torch.no_grad()
+def encode_shard(ae: AutoEncoder, shard: Path, out: Path, captions: int, batch: int = 64) -> None:
+    """Cache one shard's scaled latents (fp16), latent-cell instance maps and captions (atomic)."""
+    z = np.load(shard)
+    images = z["images"]
+    lats = []
+    for i in range(0, len(images), batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lats.append(ae.encode(from_img(images[i : i + batch])).float().numpy().astype(np.float16))
+    inst = D.downsample_instance(z["instance"], ae.cfg.factor)
+    if "captions" in z.files and z["captions"].shape[1] >= captions:
+        caps = z["captions"][:, :captions]
+    else:
+        caps = D.caption_specs(z["specs"], captions, seed=int(D.SHARD_RE.search(shard.name).group(1)))
+    D.save_npz_atomic(out, latents=np.concatenate(lats), instance=inst, captions=caps)
+
+
+def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log, max_new: int = 1 << 30
+                    ) -> D.LatentSet:
+    """Encode up to `max_new` shards not yet cached for this autoencoder, then load every cached one."""
+    cache = run / "data" / f"latents_{ae_hash}"
+    parts = []
+    for shard in D.list_shards(run / "data"):
+        out = cache / shard.name
+        if not out.exists():
+            if max_new <= 0:
+                continue
+            t0 = time.time()
+            encode_shard(ae, shard, out, captions)
+            max_new -= 1
+            log(f"encoded {shard.name} in {time.time() - t0:.1f} s")
+        parts.append(np.load(out))
+    if not parts:
+        return D.LatentSet(np.zeros((0, ae.cfg.latent_channels, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8),
+                           np.zeros((0, 1), str))
+    return D.LatentSet(np.concatenate([p["latents"] for p in parts]), np.concatenate([p["instance"] for p in parts]),
+                       np.concatenate([p["captions"] for p in parts]))
+
+
+def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
+    return UNetConfig(latent_channels=latent_channels, channels=tuple(args.unet_channels), blocks=args.unet_blocks,
+                      attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim)
+
+
+def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float
+               ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w) and captions ('' = unconditional)."""
+    idx = rng.integers(0, len(ds), batch)
+    x0 = torch.from_numpy(ds.latents[idx].astype(np.float32))
+    masks = torch.from_numpy(np.stack([D.random_mask(rng, ds.instance[i], p_full) for i in idx]))[:, None]
+    extra = torch.cat([masks, x0 * (1 - masks)], dim=1)
+    k = ds.captions.shape[1]
+    caps = [str(ds.captions[i, rng.integers(0, k)]) if rng.random() >= p_uncond else "" for i in idx]
+    return x0, extra, caps
+
+
+def flow_loss(unet: UNet, x0: torch.Tensor, extra: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+              t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Rectified-flow loss (Liu et al. 2022; Esser et al. 2024): x_t = (1 - t) x0 + t eps, target eps - x0."""
+    tt = t[:, None, None, None]
+    xt = (1 - tt) * x0 + tt * noise  # (B, C, h, w)
+    inp = torch.cat([xt, extra], dim=1) if unet.cfg.inpaint else xt
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        v = unet(inp.contiguous(memory_format=torch.channels_last), t, ctx, ctx_mask)
+    return (v.float() - (noise - x0)).square().mean()
+
+
+@torch.no_grad()
+def preview(unet: UNet, ae: AutoEncoder, text, steps: int = 20, guidance: float = 3.0) -> np.ndarray:
+    """Images (N, H, W, 3) uint8 for PREVIEW_PROMPTS, sampled through the shared engine."""
+    from mediagen.families.builtin.pipeline import sample
+
+    unet.eval()
+    states, mask = text.encode(list(PREVIEW_PROMPTS) + [""], bf16=True)
+    c, h = ae.cfg.latent_channels, 32
+    outs = []
+    for i in range(len(PREVIEW_PROMPTS)):
+        z = sample(unet, ctx=states[i : i + 1], ctx_mask=mask[i : i + 1], neg_ctx=states[-1:], neg_mask=mask[-1:],
+                   shape=(c, h, h), seeds=[i], steps=steps, guidance=guidance, sampler="euler", shift=1.0, bf16=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(to_img(ae.decode(z.contiguous(memory_format=torch.channels_last))))
+    unet.train()
+    return np.concatenate(outs)
+
+
+def cmd_unet(args: argparse.Namespace) -> None:
+    """Train the latent UNet (text-to-image + inpainting/outpainting channels) with rectified flow."""
+    from mediagen.families.builtin.text import TextEncoder
+
+    run = Path(args.run)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    ae, ae_hash = load_frozen_ae(run)
+    text = TextEncoder(max_tokens=args.max_tokens)
+    ckpt_path = run / "unet_last.pt"
+    cfg = unet_config(args, ae.cfg.latent_channels)
+    step, elapsed, ck = 0, 0.0, None
+    if args.resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        cfg = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(ck["config"]).items()})
+        if ck["ae_hash"] != ae_hash:
+            raise SystemExit(f"checkpoint was trained on autoencoder {ck['ae_hash']}, found {ae_hash}")
+    unet = UNet(cfg).to(memory_format=torch.channels_last)
+    ema = UNet(cfg).to(memory_format=torch.channels_last)
+    ema.load_state_dict(unet.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
+    if ck is not None:
+        unet.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        set_rng_state(rng, ck["rng"])
+        log_line(run, "unet", f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
+    log_line(run, "unet", f"unet {count_params(unet) / 1e6:.2f} M params, config {asdict(cfg)}, ae {ae_hash}")
+    ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s), args.encode_per_scan)
+    log_line(run, "unet", f"training set: {len(ds)} scenes")
+    log = CsvLog(run / "unet_loss.csv", ["step", "minutes", "loss", "img_per_s", "scenes"])
+    stopper = Stopper()
+
+    def save() -> None:
+        save_atomic({"model": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                     "elapsed": elapsed, "rng": rng_state(rng), "config": json.dumps(asdict(cfg)),
+                     "ae_hash": ae_hash, "batch": args.batch, "max_tokens": args.max_tokens}, ckpt_path)
+
+    t_start = t_save = t_scan = t_prev = time.time()
+    budget = args.minutes * 60
+    losses: list[float] = []
+    if args.adaptive_threads:
+        torch.set_num_threads(threads_for_load(args.threads))
+    from tqdm import tqdm
+
+    bar = tqdm(desc="unet", unit="step", initial=step, mininterval=30, file=sys.stderr)
+    while not stopper.stop and time.time() - t_start < budget and step < args.max_steps:
+        if time.time() - t_scan > args.rescan_every * 60:
+            ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s),
+                                 args.encode_per_scan)
+            t_scan = time.time()
+        if len(ds) == 0:
+            time.sleep(10)
+            continue
+        t0 = time.time()
+        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full)
+        ctx, ctx_mask = text.encode(caps, bf16=True)
+        t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
+        noise = torch.randn_like(x0)
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema_update(ema, unet, step, args.ema)
+        step += 1
+        dt = time.time() - t0
+        elapsed += dt
+        losses.append(loss.item())
+        bar.update(1)
+        if step % 25 == 0:
+            log.write({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(float(np.mean(losses)), 5),
+                       "img_per_s": round(args.batch / dt, 1), "scenes": len(ds)})
+            log_line(run, "unet", f"step {step} loss {np.mean(losses):.4f} {args.batch / dt:.1f} img/s "
+                     f"({elapsed / 60:.1f} min trained, {torch.get_num_threads()} threads)")
+            losses = []
+        if args.adaptive_threads and step % 5 == 0:
+            torch.set_num_threads(threads_for_load(args.threads))
+        if time.time() - t_save > args.save_every * 60:
+            save()
+            t_save = time.time()
+        if time.time() - t_prev > args.sample_every * 60:
+            save_grid(preview(ema, ae, text), run / "unet_samples" / f"step_{step:06d}.png")
+            t_prev = time.time()
+    bar.close()
+    save()
+    if not stopper.stop:
+        save_grid(preview(ema, ae, text), run / "unet_samples" / f"step_{step:06d}.png")
+    log_line(run, "unet", f"stopped at step {step} ({elapsed / 60:.1f} min trained)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mediagen train builtin", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=str(DEFAULT_RUN), help="run directory (data, checkpoints, logs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    d = sub.add_parser("data", help="render training scenes into shards")
+    d.add_argument("--scenes", type=int, default=60000)
+    d.add_argument("--shard-size", type=int, default=500)
+    d.add_argument("--size", type=int, default=128)
+    d.add_argument("--captions", type=int, default=3, help="captions per scene")
+    d.add_argument("--heldout", type=int, default=256, help="held-out scenes for evaluation")
+
+    a = sub.add_parser("ae", help="train the autoencoder")
+    a.add_argument("--minutes", type=float, default=15)
+    a.add_argument("--resume", action="store_true")
+    a.add_argument("--decoder-only", action="store_true",
+                   help="fine-tune only the decoder of ae_final.pt (the latent space stays as the UNet knows it)")
+    a.add_argument("--max-steps", type=int, default=1 << 62, help="stop at this step count")
+    a.add_argument("--batch", type=int, default=32)
+    a.add_argument("--crop", type=int, default=64)
+    a.add_argument("--lr", type=float, default=3e-4)
+    a.add_argument("--latent-channels", type=int, default=4)
+    a.add_argument("--ae-channels", type=int, nargs="+", default=[32, 64, 128])
+    a.add_argument("--ae-blocks", type=int, default=1)
+    a.add_argument("--eval-images", type=int, default=64)
+    a.add_argument("--max-shards", type=int, default=24, help="shards of renders held in memory")
+    a.add_argument("--save-every", type=float, default=3)
+
+    u = sub.add_parser("unet", help="train the latent UNet")
+    u.add_argument("--minutes", type=float, default=120)
+    u.add_argument("--resume", action="store_true")
+    u.add_argument("--max-steps", type=int, default=1 << 62, help="stop at this step count")
+    u.add_argument("--batch", type=int, default=64)
+    u.add_argument("--lr", type=float, default=3e-4)
+    u.add_argument("--warmup", type=int, default=300)
+    u.add_argument("--ema", type=float, default=0.999)
+    u.add_argument("--p-uncond", type=float, default=0.1, help="caption dropout for classifier-free guidance")
+    u.add_argument("--p-full", type=float, default=0.5, help="share of batches with the all-regenerate mask")
+    u.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192])
+    u.add_argument("--unet-blocks", type=int, default=1)
+    u.add_argument("--unet-attention", type=int, nargs="+", default=[0, 1, 1])
+    u.add_argument("--head-dim", type=int, default=64)
+    u.add_argument("--max-tokens", type=int, default=64)
+    u.add_argument("--captions", type=int, default=3, help="captions drawn per scene")
+    u.add_argument("--save-every", type=float, default=4)
+    u.add_argument("--sample-every", type=float, default=15)
+    u.add_argument("--rescan-every", type=float, default=5, help="minutes between looks for new shards")
+    u.add_argument("--adaptive-threads", action=argparse.BooleanOptionalAction, default=True,
+                   help="drop to fewer threads while other processes load the cores")
+    u.add_argument("--encode-per-scan", type=int, default=8, help="new shards encoded per look")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m mediagen.families.builtin.train` and `mediagen train builtin`."""
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    Path(args.run).mkdir(parents=True, exist_ok=True)
+    {"data": cmd_data, "ae": cmd_ae, "unet": cmd_unet}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
