@@ -76,7 +76,7 @@ def _ground_pixels(clip: Clip, pos: np.ndarray) -> np.ndarray:
     return uv
 
 
-def _direction(du: float, dv: float, width: int) -> dict[str, str | None]:
+def direction_of(du: float, dv: float, width: int) -> dict[str, str | None]:
     """Stated direction components of an image-plane displacement (du right, dv down) in pixels."""
     lim = MIN_DISPLACEMENT * width
     horizontal = depth = None
@@ -139,7 +139,7 @@ def motion_specs(clip: Clip) -> list[dict[str, Any]]:
             if end > start:
                 uv = _ground_pixels(clip, pos)
                 du, dv = (uv[end] - uv[start]).tolist()
-                direction = _direction(du, dv, clip.width)
+                direction = direction_of(du, dv, clip.width)
                 if direction["horizontal"] is None and direction["depth"] is None:
                     direction = None
                 speed = _speed_class(math.hypot(du, dv), (end - start) / spec.fps, clip.width)

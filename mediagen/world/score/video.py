@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mediagen.errors import RequestError
-from mediagen.world.clip_captions import DOMINANCE, MIN_DISPLACEMENT, SPEED_CLASSES
+from mediagen.world.clip_captions import DOMINANCE, MIN_DISPLACEMENT, SPEED_CLASSES, direction_of
 from mediagen.world.score.detect import Detection, DetectSettings, ShapeModel, detect_objects, to_array
 
 
@@ -103,17 +103,6 @@ def track(frames: Sequence[Any], settings: DetectSettings | None = None, model: 
         shapes = [d.shape for d in tr.dets if d is not None]
         tr.shape = max(set(shapes), key=shapes.count)
     return tracks
-
-
-def direction_of(du: float, dv: float, width: int) -> dict[str, str | None]:
-    """Stated direction components of a ground-point displacement (du right, dv down) in pixels."""
-    lim = MIN_DISPLACEMENT * width
-    horizontal = depth = None
-    if abs(du) >= lim and abs(du) >= DOMINANCE * abs(dv):
-        horizontal = "right" if du > 0 else "left"
-    if abs(dv) >= lim and abs(dv) >= DOMINANCE * abs(du):
-        depth = "toward" if dv > 0 else "away"
-    return {"horizontal": horizontal, "depth": depth}
 
 
 def direction_agrees(want: dict[str, Any], du: float, dv: float, width: int) -> bool:
