@@ -132,10 +132,10 @@ class BuiltinModel:
         return Image.fromarray(arr)
 
     def _encode_text(self, prompt: str, negative: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """MiniLM token states of [prompt, negative] padded together: (2, M, 384), (2, M)."""
-        from mediagen.prompts import plain_text
+        """MiniLM token states of [prompt, negative] (weights applied, any length) padded together: (2, M, 384), (2, M)."""
+        from mediagen.families.builtin.text import encode_prompts
 
-        states, mask = self.text.encode([plain_text(prompt), plain_text(negative)], bf16=self.bf16)
+        states, mask = encode_prompts(self.text, [prompt, negative], bf16=self.bf16)
         return states.to(self.device), mask.to(self.device)
 
     def _callback(self, progress: ProgressFn, item: int, items: int) -> Callable[[StepInfo], None]:

@@ -100,6 +100,9 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.full_tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))  # no window: for long prompts
+        self.full_tokenizer.no_truncation()
+        self.full_tokenizer.no_padding()
         self.model = MiniLM(json.loads((path / "config.json").read_text()))
         sd = {k2: v for k, v in load_file(str(path / "model.safetensors")).items() if (k2 := _hf_to_local(k))}
         self.model.load_state_dict(sd)
@@ -128,3 +131,59 @@ class TextEncoder:
         """Prompts -> (states (B, M, 384) float32, mask (B, M) long)."""
         ids, mask = self.tokenize(texts)
         return self.encode_ids(ids, mask, bf16=bf16), mask.to(self.device)
+
+
+def _token_weights(prompt: str, offsets: list[tuple[int, int]]) -> tuple[str, list[float]]:
+    """Plain text of a `(word:1.3)`-weighted prompt and the weight of each token (by its character offset)."""
+    from mediagen.prompts import parse_weighted
+
+    runs = parse_weighted(prompt)
+    text = "".join(t for t, _ in runs)
+    ends, weights, pos = [], [], 0
+    for t, w in runs:
+        pos += len(t)
+        ends.append(pos)
+        weights.append(w)
+    out = []
+    for start, _ in offsets:
+        i = next((k for k, e in enumerate(ends) if start < e), len(ends) - 1)
+        out.append(weights[i])
+    return text, out
+
+
+def encode_prompts(encoder: TextEncoder, prompts: list[str], *, bf16: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted prompts of any length -> (states (B, M, 384), mask (B, M)).
+
+    Prompts longer than the encoder's window are encoded in windows of [CLS] … [SEP] and concatenated (the
+    cross-attention takes any length); each token's state is scaled by its `(word:w)` weight and the
+    prompt's mean state restored, as A1111 does. An unweighted short prompt matches `encode` (to rounding).
+    """
+    tok = encoder.full_tokenizer
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    window = encoder.max_tokens - 2
+    rows: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for prompt in prompts:
+        plain, _ = _token_weights(prompt, [])
+        enc = tok.encode(plain, add_special_tokens=False) if plain else None
+        ids = list(enc.ids) if enc else []
+        _, weights = _token_weights(prompt, list(enc.offsets) if enc else [])
+        chunks = [slice(i, i + window) for i in range(0, max(len(ids), 1), window)]
+        win_ids = [[cls_id, *ids[c], sep_id] for c in chunks]
+        win_w = [[1.0, *weights[c], 1.0] for c in chunks]
+        n = max(len(w) for w in win_ids)
+        id_t = torch.tensor([w + [0] * (n - len(w)) for w in win_ids], dtype=torch.long)  # (W, n)
+        m_t = torch.tensor([[1] * len(w) + [0] * (n - len(w)) for w in win_ids], dtype=torch.long)
+        states = encoder.encode_ids(id_t, m_t, bf16=bf16)  # (W, n, 384)
+        keep = m_t.bool().to(states.device)
+        flat = states[keep]  # (T, 384): windows concatenated, padding dropped
+        w = torch.tensor([x for ws in win_w for x in ws], dtype=flat.dtype, device=flat.device)[:, None]
+        if not torch.all(w == 1):
+            mean = flat.mean()
+            flat = flat * w
+            flat = flat * (mean / flat.mean())
+        rows.append((flat, torch.ones(flat.shape[0], dtype=torch.long, device=flat.device)))
+    m = max(r[0].shape[0] for r in rows)
+    states = torch.stack([F.pad(s, (0, 0, 0, m - s.shape[0])) for s, _ in rows])  # (B, M, 384)
+    mask = torch.stack([F.pad(k, (0, m - k.shape[0])) for _, k in rows])  # (B, M)
+    return states, mask
