@@ -321,7 +321,7 @@ def save_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -
             wf.setframerate(int(sample_rate))
             wf.writeframes(pcm.tobytes())
 
-    return _atomic_write(Path(path), write)
+    return atomic_write(Path(path), write)
 
 
 def _mono_samples(samples: Any) -> np.ndarray:
@@ -334,8 +334,11 @@ def _mono_samples(samples: Any) -> np.ndarray:
 
 
 # -- atomic writes -------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call write(tmp) on a temporary file next to `path`, then move it into place."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call write(tmp) on a temporary file next to `path`, fsync it, move it into place, fsync the folder.
+
+    A failure at any point leaves an existing file at `path` untouched and no temporary file behind.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
         raise RequestError(f"the output {path} is a folder: give a file name, e.g. {path / 'out.png'}")
@@ -348,6 +351,11 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, (path.stat().st_mode & 0o777) if path.exists() else 0o644)
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -403,7 +411,7 @@ def save_image(path: str | os.PathLike, image: Any, recipe: dict | None = None) 
             kwargs["exif"] = _exif_recipe(params, blob, fmt)
         out.save(tmp, format=fmt, **kwargs)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _exif_recipe(params: str, blob: str, fmt: str) -> bytes:
@@ -463,7 +471,7 @@ def save_video(
     arrs = _frames_rgb(frames)
     blob = _recipe_json(recipe) if recipe is not None else None
     if suffix == ".gif":
-        return _atomic_write(path, lambda tmp: _write_gif(tmp, arrs, float(fps), blob))
+        return atomic_write(path, lambda tmp: _write_gif(tmp, arrs, float(fps), blob))
     if suffix == ".mp4":
         codec, acodec, rates = "libx264", "aac", _AAC_RATES
     else:
@@ -473,7 +481,7 @@ def save_video(
     def write(tmp: str) -> None:
         _write_av(tmp, fmt, codec, arrs, float(fps), blob, acodec, rates, audio, sample_rate)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _write_gif(tmp: str, arrs: list[np.ndarray], fps: float, blob: str | None) -> None:

@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import secrets
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,27 +116,10 @@ class DataDir:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write bytes to a temporary file next to `path`, fsync, and move it into place (durably)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """Write bytes durably and atomically (mediagen.media.atomic_write)."""
+    from mediagen.media import atomic_write
+
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def is_disk_full(e: BaseException) -> bool:

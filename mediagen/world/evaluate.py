@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mediagen.errors import MediagenError, RequestError
+from mediagen.media import atomic_write
 from mediagen.world.captions import GENEVAL_TAGS
 from mediagen.world.score.detect import load_shape_model
 from mediagen.world.score.geneval import summarize
@@ -56,28 +55,14 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text(path: Path, text: str) -> None:
     """Atomic text write."""
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_png(path: Path, image: Image.Image) -> None:
     """Atomic PNG write."""
-    _atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
