@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Mapping
 
 
-def _cpu_has_amx_bf16() -> bool:
-    """True when the CPU advertises AMX-BF16 (bf16 matmuls several times faster than fp32)."""
+def _cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (AMX-BF16 or AVX512-BF16), where bf16 beats fp32."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split()))
     except OSError:
         pass
     return False
@@ -57,7 +57,7 @@ class Settings:
         return _default_device() if self.device == "auto" else self.device
 
     def torch_dtype(self):
-        """The compute dtype: bf16 on AMX CPUs and on GPUs, fp32 on other CPUs, unless set explicitly."""
+        """The compute dtype: bf16 on GPUs and on CPUs with native bf16, fp32 on other CPUs, unless set explicitly."""
         import torch
 
         table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -65,7 +65,7 @@ class Settings:
             return table[self.dtype]
         if self.torch_device().startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
+        return torch.bfloat16 if _cpu_has_fast_bf16() else torch.float32
 
 
 def _default_device() -> str:

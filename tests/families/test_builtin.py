@@ -232,3 +232,10 @@ def test_text_encoder_matches_transformers_bert():
     assert torch.allclose(states, ref, atol=1e-4)
     swapped, _ = te.encode(["a red cube left of a blue sphere", "a blue cube left of a red sphere"])
     assert (swapped[0] - swapped[1]).abs().max() > 0.1  # token states tell attribute swaps apart
+
+
+def test_drop_colors_keeps_the_caption_true():
+    assert D.drop_colors("An orange cube left of a red metal sphere under a blue sky.") == \
+        "A cube left of a metal sphere under a blue sky."
+    assert D.drop_colors("two white cylinders with red stripes against a blue-gray wall") == \
+        "two cylinders with stripes against a blue-gray wall"

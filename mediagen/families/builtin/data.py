@@ -97,6 +97,28 @@ def load_images(paths: list[Path]) -> np.ndarray:
     return np.concatenate([np.load(p)["images"] for p in paths])
 
 
+def drop_colors(text: str) -> str:
+    """The caption without its object colour words ('an orange cube' -> 'a cube'), still true of the image.
+
+    The world's captions always name every object's colour, so prompts without colours (GenEval's counting,
+    position and single/two-object prompts) are otherwise unlike anything seen in training. Background
+    phrases ('under a blue sky', 'against a blue-gray wall') keep their colours.
+    """
+    from mediagen.world.captions import BACKGROUND_WORDS
+    from mediagen.world.spec import COLORS
+
+    kept: dict[str, str] = {}
+    for i, phrase in enumerate(p for ps in BACKGROUND_WORDS.values() for p in ps):
+        if phrase in text:
+            kept[f"\x00{i}\x00"] = phrase
+            text = text.replace(phrase, f"\x00{i}\x00")
+    text = re.sub(r"\b(?:" + "|".join(COLORS) + r")\b(?!-) ?", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b([Aa])n (?=[^aeiouAEIOU\W])", r"\1 ", text)  # 'an orange cube' -> 'an cube' -> 'a cube'
+    for token, phrase in kept.items():
+        text = text.replace(token, phrase)
+    return re.sub(r"  +", " ", text).strip()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Inpainting masks at latent resolution (1 = regenerate)
 

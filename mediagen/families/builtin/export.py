@@ -29,12 +29,12 @@ def _cfg(cls, text: str):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items()})
 
 
-def _loss_curve(path: Path, points: int = 12) -> list[dict]:
-    """About `points` rows of a loss CSV, evenly spaced, last row included."""
+def _loss_curve(path: Path, last_step: int, points: int = 12) -> list[dict]:
+    """About `points` rows of a loss CSV up to `last_step`, evenly spaced, the last one included."""
     if not path.exists():
         return []
     with open(path) as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
     if len(rows) <= points:
         return rows
     idx = sorted({round(i * (len(rows) - 1) / (points - 1)) for i in range(points)})
@@ -68,7 +68,7 @@ def score_table(run: Path, step: int) -> list[str]:
 
 def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params: tuple[int, int]) -> str:
     """MODEL_CARD.md text from the checkpoints and the run's logs."""
-    curve = _loss_curve(run / "unet_loss.csv")
+    curve = _loss_curve(run / "unet_loss.csv", unet_ck["step"])
     scenes = curve[-1]["scenes"] if curve else "?"
     seen = unet_ck["step"] * int(unet_ck.get("batch", 64))
     lines = [
@@ -109,6 +109,9 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         "## Scores",
     ]
     lines += ["", *score_table(run, unet_ck["step"])]
+    notes = run / "card_notes.md"  # what the trainer learned about this run, in words
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
     lines += ["", "## Limits", "",
               "It knows only the world it was trained on: simple solids and stick figures, its colours, sizes, "
               "materials, patterns, backgrounds and spatial relations. Sizes from 64 to 256 pixels (multiples of "

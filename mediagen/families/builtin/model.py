@@ -132,7 +132,8 @@ class BuiltinModel:
         return Image.fromarray(arr)
 
     def _encode_text(self, prompt: str, negative: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """MiniLM token states of [prompt, negative] (weights applied, any length) padded together: (2, M, 384), (2, M)."""
+        """MiniLM token states of [prompt, negative] (weights applied, any length), padded together:
+        (2, M, 384), (2, M)."""
         from mediagen.families.builtin.text import encode_prompts
 
         states, mask = encode_prompts(self.text, [prompt, negative], bf16=self.bf16)

@@ -101,8 +101,9 @@ class Stopper:
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, self._handle)
 
-    def _handle(self, *_):
+    def _handle(self, signum, _frame):
         self.stop = True
+        print(f"[{time.strftime('%H:%M:%S')}] got {signal.Signals(signum).name}: saving and stopping", flush=True)
 
 
 def threads_for_load(max_threads: int) -> int:
@@ -397,15 +398,17 @@ def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
                       attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim)
 
 
-def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float
-               ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w) and captions ('' = unconditional)."""
+def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float,
+               p_no_color: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w) and captions ('' = unconditional;
+    a share p_no_color of them without colour words)."""
     idx = rng.integers(0, len(ds), batch)
     x0 = torch.from_numpy(ds.latents[idx].astype(np.float32))
     masks = torch.from_numpy(np.stack([D.random_mask(rng, ds.instance[i], p_full) for i in idx]))[:, None]
     extra = torch.cat([masks, x0 * (1 - masks)], dim=1)
     k = ds.captions.shape[1]
     caps = [str(ds.captions[i, rng.integers(0, k)]) if rng.random() >= p_uncond else "" for i in idx]
+    caps = [D.drop_colors(c) if c and rng.random() < p_no_color else c for c in caps]
     return x0, extra, caps
 
 
@@ -495,7 +498,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
             time.sleep(10)
             continue
         t0 = time.time()
-        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full)
+        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color)
         ctx, ctx_mask = text.encode(caps, bf16=True)
         t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
         noise = torch.randn_like(x0)
@@ -578,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--ema", type=float, default=0.999)
     u.add_argument("--p-uncond", type=float, default=0.1, help="caption dropout for classifier-free guidance")
     u.add_argument("--p-full", type=float, default=0.5, help="share of batches with the all-regenerate mask")
+    u.add_argument("--p-no-color", type=float, default=0.3, help="share of captions with colour words removed")
     u.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192])
     u.add_argument("--unet-blocks", type=int, default=1)
     u.add_argument("--unet-attention", type=int, nargs="+", default=[0, 1, 1])
