@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 
-def _cpu_has_fast_bf16() -> bool:
+def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 dot products (AMX-BF16 or AVX512-BF16), where bf16 beats fp32."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -65,7 +65,7 @@ class Settings:
             return table[self.dtype]
         if self.torch_device().startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if _cpu_has_fast_bf16() else torch.float32
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
 def _default_device() -> str:

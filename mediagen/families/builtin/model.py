@@ -21,6 +21,7 @@ from mediagen.families.builtin.pipeline import inpaint_extra, latent_mask, sampl
 from mediagen.families.builtin.text import TextEncoder
 from mediagen.model import Job, Output, Progress, ProgressFn
 from mediagen.schema import Mode
+from mediagen.settings import cpu_has_fast_bf16
 
 MODES = (Mode.T2I, Mode.I2I, Mode.INPAINT, Mode.OUTPAINT)
 WEIGHT_FILES = ("autoencoder.safetensors", "unet.safetensors")
@@ -30,19 +31,6 @@ SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE = 32, 64, 256
 def weights_dir() -> Path:
     """The weights shipped inside the package."""
     return Path(__file__).resolve().parent / "weights"
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AMX-BF16 or AVX512-BF16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 @dataclass
