@@ -47,10 +47,10 @@ def line(name: str, good: list[bool], bad: list[bool], extra: str = "") -> None:
     print(f"  {name:<16} truth {np.mean(good):.3f}   wrong {np.mean(bad):.3f}   (n={len(good)}) {extra}", flush=True)
 
 
-def geneval(n: int, model) -> None:
+def geneval(n: int, model, seed: int = 0) -> None:
     """Per category: ground-truth renders and corrupted renders."""
     print(f"GenEval categories ({n} held-out prompts each; wrong = {', '.join(sorted(set(DEFAULT_CORRUPTION.values())))})")
-    rng = np.random.default_rng(1000)
+    rng = np.random.default_rng(1000 + seed)
     for tag in GENEVAL_TAGS:
         good, bad = [], []
         for meta in make_geneval_prompts(tag, n, rng, split="test"):
@@ -61,10 +61,10 @@ def geneval(n: int, model) -> None:
         line(tag, good, bad, f"wrong = {DEFAULT_CORRUPTION[tag]}")
 
 
-def edit(n: int, model) -> None:
+def edit(n: int, model, seed: int = 0) -> None:
     """Inpaint, outpaint and i2i over mixed categories."""
     print(f"Edits ({n} records each, categories mixed)")
-    rng = np.random.default_rng(2000)
+    rng = np.random.default_rng(2000 + seed)
     for mode in ("inpaint", "outpaint", "i2i"):
         good, bad = [], []
         recs = [r for t in GENEVAL_TAGS for r in make_records(t, max(1, n // len(GENEVAL_TAGS)), rng, mode=mode)]
@@ -81,10 +81,10 @@ def edit(n: int, model) -> None:
         line(mode, good, bad, f"wrong = {wrong}")
 
 
-def control(n: int, model) -> None:
+def control(n: int, model, seed: int = 0) -> None:
     """Each control kind: own map against another scene's map."""
     print(f"Control agreement ({n} scenes; wrong = another scene's map)")
-    rng = np.random.default_rng(3000)
+    rng = np.random.default_rng(3000 + seed)
     specs = [sample_scene(rng, with_figure_prob=0.0) for _ in range(n + 1)]
     figs = [sample_scene(rng, n_objects=int(rng.integers(0, 3)), with_figure_prob=1.0) for _ in range(n + 1)]
     for kind in ("edge", "depth", "seg", "pose"):
@@ -92,7 +92,7 @@ def control(n: int, model) -> None:
         renders = [render_scene(s, 128, 128) for s in pool]
         good, bad, vals = [], [], []
         for r, other in itertools.pairwise(renders):
-            kw = {"model": model} if kind == "seg" else {}
+            kw = {"model": model} if kind in ("seg", "pose") else {}
             own = score_control(kind, r.image, control_map(r, kind), **kw)
             good.append(own.correct)
             vals.append(own.score)
@@ -100,14 +100,14 @@ def control(n: int, model) -> None:
         line(kind, good, bad, f"median score {np.median(vals):.3f}")
 
 
-def reference(n: int, model) -> None:
+def reference(n: int, model, seed: int = 0) -> None:
     """Subject fidelity: same subject elsewhere vs another subject."""
     from mediagen.world.sample import place_all, sample_camera
     from mediagen.world.score.reference import score_reference
     from mediagen.world.splits import SUBJECTS
 
     print(f"Subject fidelity ({n} pairs; wrong = another subject)")
-    rng = np.random.default_rng(4000)
+    rng = np.random.default_rng(4000 + seed)
 
     def scene_with(obj):
         while True:
@@ -126,59 +126,139 @@ def reference(n: int, model) -> None:
 
 
 def video(n: int, model) -> None:
-    """Motion direction of sampled clips vs the stated motion played backwards; identity kept."""
-    from mediagen.world.clip_captions import motion_specs
-    from mediagen.world.clips import render_clip, sample_clip
-    from mediagen.world.score.video import score_identity, score_motion, track
+    """Motion direction (7n clips without and 7n with a camera pan, walking figures included) against the
+    stated motion played backwards; on 3n of those clips identity against a clip whose second half shows
+    another scene, the first frame (i2v) against another clip's, and the trajectory (v2v: the clip restyled)
+    against the restyled clip with its items sent the other way."""
+    from dataclasses import replace
 
-    print(f"Video ({n} clips of 16 frames, no pan; wrong = stated motion played backwards)")
+    from mediagen.world.clip_captions import camera_motion, motion_specs
+    from mediagen.world.clips import render_clip, sample_clip
+    from mediagen.world.score.tasks import restyle_clip
+    from mediagen.world.score.video import (
+        score_first_frame,
+        score_identity,
+        score_motion,
+        score_trajectory,
+        track,
+    )
+
+    motion_n, other_n = 7 * n, 3 * n
+    print("Video (16-frame clips at 128 x 128; motion wrong = the first stated motion played backwards)")
     rng = np.random.default_rng(5000)
-    good, bad, ident = [], [], []
-    while len(good) < n:
-        spec = sample_clip(rng, n_frames=16, pan_prob=0.0, figure_prob=0.0)
-        clip = render_clip(spec, 128, 128)
-        ms = [m for m in motion_specs(clip) if m["direction"]]
-        if not ms:
+    kept = []  # (clip, frames, tracks) for the identity, first-frame and trajectory checks
+    all_good, all_bad = [], []
+    for label, pan_prob in (("motion, no pan", 0.0), ("motion, pan", 1.0)):
+        good, bad, walks, speeds, panned = [], [], [], [], 0
+        while len(good) < motion_n:
+            clip = render_clip(sample_clip(rng, n_frames=16, pan_prob=pan_prob), 128, 128)
+            ms = [m for m in motion_specs(clip) if m["direction"]]
+            if not ms:
+                continue
+            pan = camera_motion(clip) or "none"
+            panned += pan != "none"
+            frames = list(clip.images)
+            tracks = track(frames, model=model)
+            res = score_motion(frames, ms, clip.fps, tracks=tracks, pan=pan)
+            good.append(res.correct)
+            walks += [i["correct"] for i, m in zip(res.values["items"], ms) if m["motion"] == "walks"]
+            speeds += [i["speed_ok"] for i in res.values["items"] if i["expected_speed"]]
+            a, b = ms[0]["segment"]
+            backwards = frames[:a] + frames[a : b + 1][::-1] + frames[b + 1 :]
+            bad.append(score_motion(backwards, ms[:1], clip.fps, model=model, pan=pan).correct)
+            if len(kept) < other_n and len(good) % 4 == 1:  # from clips with and without pans
+                kept.append((clip, frames, tracks))
+        line(label, good, bad, f"({panned} panned; walking figures {np.mean(walks):.3f} of {len(walks)}; "
+                               f"speed class {np.mean(speeds):.3f} of {len(speeds)})")  # fmt: skip
+        all_good += good
+        all_bad += bad
+    line("motion, all", all_good, all_bad)
+
+    good, bad = [], []
+    for (clip, frames, tracks), (_, other, _) in zip(kept, kept[1:] + kept[:1]):
+        good.append(score_identity(frames, tracks=tracks).correct)
+        bad.append(score_identity(frames[:8] + other[8:], model=model).correct)
+    line("identity", good, bad, "wrong = second half from another clip")
+
+    good = [score_first_frame(frames, frames[0]).correct for _, frames, _ in kept]
+    bad = [score_first_frame(frames, other[0]).correct for (_, frames, _), (_, other, _) in zip(kept, kept[1:] + kept[:1])]
+    line("first frame", good, bad, "wrong = another clip's first frame")
+
+    good, bad, dist = [], [], []
+    for clip, frames, _ in kept:
+        target, recolor = restyle_clip(clip.spec, rng)
+        moving = [m for m in target.motions if abs(m.velocity[0]) + abs(m.velocity[2]) > 0.3]
+        if not moving:
             continue
-        frames = list(clip.images)
-        tracks = track(frames, model=model)
-        good.append(score_motion(frames, ms, clip.fps, tracks=tracks).correct)
-        ident.append(score_identity(frames, tracks=tracks).score)
-        a, b = ms[0]["segment"]
-        backwards = frames[:a] + frames[a : b + 1][::-1] + frames[b + 1 :]
-        bad.append(score_motion(backwards, ms[:1], clip.fps, model=model).correct)
-    line("motion", good, bad, f"identity median {np.median(ident):.3f}")
+        res = score_trajectory(list(render_clip(target, 128, 128).images), frames, model=model, recolor=recolor)
+        good.append(res.correct)
+        dist.append(res.values["distance"])
+        turned = replace(target, motions=[replace(m, velocity=(-m.velocity[0], m.velocity[1], -m.velocity[2])) for m in target.motions])
+        bad.append(score_trajectory(list(render_clip(turned, 128, 128).images), frames, model=model, recolor=recolor).correct)
+    line("trajectory", good, bad, f"truth = restyled clip (mean path distance {np.mean(dist):.4f} widths); "
+                                  f"wrong = its items sent the other way")  # fmt: skip
 
 
 def audio(n: int) -> None:
-    """Impact onsets of sampled clips' sound tracks vs the same tracks 0.25 s late."""
+    """Impact onsets of sampled clips' soundtracks (at least 100 clips) against the same tracks 0.25 s late
+    and against the tracks with an impact added where nothing happens; silent tracks of clips without
+    events against the same with an impact added."""
     from mediagen.world.clips import sample_clip
     from mediagen.world.physics import simulate
     from mediagen.world.score.audio import clip_event_times, score_soundtrack
-    from mediagen.world.sound import SAMPLE_RATE, event_spans, render_soundtrack
+    from mediagen.world.sound import (
+        SAMPLE_RATE,
+        event_spans,
+        impact_sound,
+        render_soundtrack,
+    )
 
     class Events:
         def __init__(self, spec):
             self.spec, self.events = spec, simulate(spec).events
 
-    print(f"Audio ({n} clips with impacts; wrong = track 0.25 s late)")
+    def with_stray_impact(track, times, rng):
+        """The track with one impact starting at least 0.3 s from every event (None when there is no room)."""
+        dur = len(track) / SAMPLE_RATE
+        free = [t for t in np.arange(0.1, dur - 0.5, 0.05) if all(abs(t - e) >= 0.3 for e in times)]
+        if not free:
+            return None
+        t = float(rng.choice(free))
+        s = impact_sound(str(rng.choice(["metal", "matte"])), "medium", 3.0)
+        out = track.copy()
+        i = round(t * SAMPLE_RATE)
+        out[i : i + len(s)] += s[: len(out) - i]
+        return out
+
+    n = max(n, 100)
+    print(f"Audio ({n} clips with impacts, {n} without)")
     rng = np.random.default_rng(6000)
-    good, bad, offs = [], [], []
-    while len(good) < n:
+    good, late_bad, stray_bad, offs, quiet_good, quiet_bad = [], [], [], [], [], []
+    while len(good) < n or len(quiet_good) < n:
         c = Events(sample_clip(rng, n_frames=32, motion_probs={"fall": 0.4, "bounce": 0.3}))
-        if not c.events:
-            continue
         track = render_soundtrack(c)
         times = clip_event_times(c)
         spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in event_spans(c)]
+        if not c.events:
+            if len(quiet_good) < n:
+                quiet_good.append(score_soundtrack(track, SAMPLE_RATE, [], []).correct)
+                quiet_bad.append(score_soundtrack(with_stray_impact(track, [], rng), SAMPLE_RATE, [], []).correct)
+            continue
+        if len(good) >= n:
+            continue
         s = score_soundtrack(track, SAMPLE_RATE, times, spans)
         good.append(s.correct)
         if s.values["max_offset_s"] is not None:
             offs.append(s.values["max_offset_s"])
         shift = round(0.25 * SAMPLE_RATE)
         late = np.concatenate([np.zeros(shift, np.float32), track[:-shift]])
-        bad.append(score_soundtrack(late, SAMPLE_RATE, times, spans).correct)
-    line("onsets", good, bad, f"largest onset offset median {1000 * np.median(offs):.1f} ms")
+        late_bad.append(score_soundtrack(late, SAMPLE_RATE, times, spans).correct)
+        stray = with_stray_impact(track, times, rng)
+        if stray is not None:
+            stray_bad.append(score_soundtrack(stray, SAMPLE_RATE, times, spans).correct)
+    line("onsets", good, late_bad, f"wrong = 0.25 s late; largest onset offset median {1000 * np.median(offs):.1f} ms")
+    line("stray impact", good, stray_bad, f"wrong = an impact added 0.3 s or more from every event (n={len(stray_bad)})")
+    line("silence", quiet_good, quiet_bad, "clips without events; wrong = an impact added")
 
 
 def main() -> None:
@@ -187,19 +267,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="prompts per GenEval category")
     ap.add_argument("--n-other", type=int, default=48, help="items per other section")
     ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--seed", type=int, default=0, help="offset of the random streams (geneval, edit, control, reference)")
     a = ap.parse_args()
     model = load_shape_model()
     t0 = time.time()
     for name in a.sections.split(","):
         t = time.time()
         if name == "geneval":
-            geneval(a.n, model)
+            geneval(a.n, model, a.seed)
         elif name == "audio":
             audio(a.n_other)
         elif name == "video":
             video(max(4, a.n_other // 3), model)
         else:
-            {"edit": edit, "control": control, "reference": reference}[name](a.n_other, model)
+            {"edit": edit, "control": control, "reference": reference}[name](a.n_other, model, a.seed)
         print(f"  ({time.time() - t:.0f} s)")
     print(f"total {time.time() - t0:.0f} s")
 

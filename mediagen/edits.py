@@ -57,11 +57,14 @@ def plan_edit(job: Job, caps: Capabilities) -> tuple[Job, Finisher]:
         return job, lambda outs: outs
     req = job.request
     original, mask = job.image, job.mask  # PIL (W, H); (H, W) float32 or None
+    blend_base = None
     if job.mode == Mode.OUTPAINT:
         canvas, new_mask, (x0, y0, x1, y1) = outpaint_canvas(original, req.extend, multiple=caps.size_multiple,
                                                              seed=req.seed or 0)
         if mask is not None:  # a mask on the original also regenerates that part
             new_mask[y0:y1, x0:x1] = np.maximum(new_mask[y0:y1, x0:x1], mask)
+        # the composite fades from the noise-free extension of the image's edges, not from the noisy start
+        blend_base, _, _ = outpaint_canvas(original, req.extend, multiple=caps.size_multiple, noise_std=0.0)
         original, mask = canvas, new_mask
     box = None
     work_image, work_mask = original, mask
@@ -75,6 +78,7 @@ def plan_edit(job: Job, caps: Capabilities) -> tuple[Job, Finisher]:
         work_image = work_image.resize(size, Image.Resampling.LANCZOS)
         work_mask = None if work_mask is None else _resize_mask(work_mask, size)
     work = replace(job, mode=Mode.I2I if mask is None else Mode.INPAINT, image=work_image, mask=work_mask)
+    base = blend_base if job.mode == Mode.OUTPAINT else original
 
     def finish(outputs: list[Output]) -> list[Output]:
         done = []
@@ -83,9 +87,9 @@ def plan_edit(job: Job, caps: Capabilities) -> tuple[Job, Finisher]:
             if mask is None:
                 image = gen if gen.size == original.size else gen.resize(original.size, Image.Resampling.LANCZOS)
             elif box is not None:
-                image = stitch(original, gen, box, mask, req.mask_blur)
+                image = stitch(base, gen, box, mask, req.mask_blur)
             else:
-                image = composite(original, gen, mask, req.mask_blur)
+                image = composite(base, gen, mask, req.mask_blur)
             done.append(replace(out, image=image))
         return done
 

@@ -71,3 +71,13 @@ def test_i2i_returns_the_input_size():
     img = _image(200, 100, 4)
     work, out = _run(Job(request=GenerationRequest(image="a.png", seed=0), mode=Mode.I2I, image=img))
     assert work.mode == Mode.I2I and work.image.size == (192, 96) and out.size == (200, 100)
+
+
+def test_outpaint_seam_fades_from_the_image_edge_without_the_start_noise():
+    img = Image.new("RGB", (128, 128), (100, 100, 100))  # flat: any jump at the seam is the composite's
+    req = GenerationRequest(prompt="x", image="a.png", extend=Extend(left=32), mask_blur=4, seed=3)
+    _, out = _run(Job(request=req, mode=Mode.OUTPAINT, image=img))
+    row = np.asarray(out)[:, :, 0].astype(int)  # (128, 160); generated grey 128 on the left
+    assert (row[:, 32:] == 100).all() and (row[:, :24] == 128).all()
+    assert (np.abs(np.diff(row[:, 24:33], axis=1)) <= 10).all()  # a smooth ramp 128 -> 100, no noisy pixels
+    assert (np.diff(row[:, 24:33], axis=1) <= 0).all()

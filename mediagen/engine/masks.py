@@ -222,9 +222,13 @@ def _split_extra(extra: int, lo: int, hi: int) -> tuple[int, int]:
 
 
 def outpaint_canvas(
-    image: Any, extend: Extend, *, multiple: int = 8, seed: int = 0
+    image: Any, extend: Extend, *, multiple: int = 8, seed: int = 0, noise_std: float = 6.0
 ) -> tuple[Image.Image, np.ndarray, Box]:
-    """A canvas with the image placed inside, the new area pre-filled, its mask (1 = new) and the image's box."""
+    """A canvas with the image placed inside, the new area pre-filled, its mask (1 = new) and the image's box.
+
+    The fill is the image's edges blurred outwards plus Gaussian noise (`noise_std` levels) for the model to
+    start from; with noise_std=0 it is the smooth extension the final composite fades from at the seam.
+    """
     im = load_image(image)
     w, h = im.size
     if not extend.any:
@@ -253,7 +257,7 @@ def outpaint_canvas(
     dx = np.maximum(np.maximum(left - xs, xs - (left + w - 1)), 0)  # (1, cw)
     dy = np.maximum(np.maximum(top - ys, ys - (top + h - 1)), 0)  # (ch, 1)
     t = np.clip(np.sqrt(dx * dx + dy * dy) / max(reach / 2, 1), 0, 1)[:, :, None]  # (ch, cw, 1)
-    noise = np.random.default_rng(seed).normal(0.0, 6.0, size=(ch, cw, 1)).astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, noise_std, size=(ch, cw, 1)).astype(np.float32)
     fill = np.clip(np.rint((1 - t) * near + t * far + noise), 0, 255).astype(np.uint8)
     fill[top:top + h, left:left + w] = arr
     mask = np.ones((ch, cw), np.float32)

@@ -22,6 +22,7 @@ from mediagen.world.splits import HELDOUT_COMBOS, HELDOUT_TEMPLATES, is_heldout_
 
 POSITION_THRESHOLD = 0.1  # GenEval's box-size margin when judging positions
 CAPTION_THRESHOLD = 0.18  # stricter margin before a caption states a position
+SCENE_GAP = 0.15  # box centres of a prompt's positioned pair lie this share of the image apart in the judged axis
 DEPTH_MARGIN = 1.0  # world units of camera depth before "in front of" / "behind" is stated
 GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 IMAGE_RELATIONS = ("left of", "right of", "above", "below")
@@ -511,9 +512,30 @@ def spec_from_prompt_meta(meta: dict[str, Any], rng: np.random.Generator, aspect
         bg = background or _pick(rng, BACKGROUNDS)
         spec = SceneSpec(objects=flat, camera=cam, background=bg, aspect=aspect)
         r = _render_for(spec)
-        if check_meta(meta, r) and all(o.visible_fraction >= 0.6 for o in r.objects):
+        if check_meta(meta, r) and all(o.visible_fraction >= 0.6 for o in r.objects) and _clear_positions(meta, r):
             return spec
     raise RuntimeError(f"could not build a scene for {meta.get('prompt', meta)!r}")
+
+
+def _clear_positions(meta: dict[str, Any], render: Render) -> bool:
+    """True when every stated position holds with a safe margin, not just at GenEval's: the relation holds at
+    the caption margin and the box centres lie `SCENE_GAP` of the image apart in the judged axis, so that a
+    judge whose boxes are a pixel off still agrees (spec_from_prompt_meta keeps include order)."""
+    objs = [o for o in render.objects if o.kind == "object"]
+    first = np.cumsum([0] + [int(inc.get("count", 1)) for inc in meta.get("include", [])])
+    size = (render.image.shape[1], render.image.shape[0])
+    for i, inc in enumerate(meta.get("include", [])):
+        if "position" not in inc:
+            continue
+        rel, idx = inc["position"]
+        axis = 0 if rel in ("left of", "right of") else 1
+        for a in objs[first[i] : first[i + 1]]:
+            for b in objs[first[idx] : first[idx + 1]]:
+                if a.box is None or b.box is None or rel not in relative_position(a.box, b.box, CAPTION_THRESHOLD):
+                    return False
+                if abs(a.center[axis] - b.center[axis]) < SCENE_GAP * size[axis]:
+                    return False
+    return True
 
 
 def _place_rest(rng: np.random.Generator, cam, items: list, placed: list, aspect: float) -> bool:

@@ -3,11 +3,14 @@
     mediagen eval --model builtin --mode t2i --prompts geneval_test.jsonl --n 2 --json --out runs/eval
     mediagen eval --model world --mode inpaint --prompts inpaint.jsonl --out runs/world   # the upper bound
     mediagen eval --make-prompts position --count 200 --mode t2i -o position.jsonl       # held-out records
-    mediagen eval --make-prompts motion --count 50 --mode t2v -o motion.jsonl             # text-to-video records
+    mediagen eval --make-prompts motion --count 50 --mode t2v -o motion.jsonl             # video records
+    mediagen eval --make-prompts sound --count 50 --mode t2v -o sound.jsonl               # ... with sounds
+    mediagen eval --model world --mode i2v --prompts motion_i2v.jsonl --out runs/i2v
 
 The prompt file holds one record per line (see `mediagen.world.score.tasks` for the fields other modes
 add). The report (`report.json`) gives GenEval's per-tag accuracy and overall score plus the mean of every
-per-mode value (kept share, seam ratio, layout F1, control agreement); `samples/` holds each output, and
+per-mode value (kept share, seam ratio, layout F1, control agreement; motion, identity, first frame,
+trajectory and soundtrack scores for the video modes); `samples/` holds each output, and
 `contact_sheet.png` / `index.html` show them with their verdicts.
 """
 
@@ -30,7 +33,18 @@ from mediagen.media import atomic_write
 from mediagen.world.captions import GENEVAL_TAGS
 from mediagen.world.score.detect import load_shape_model
 from mediagen.world.score.geneval import summarize
-from mediagen.world.score.tasks import CONTROL_KINDS, MODES, VIDEO_TAG, Task, as_array, make_records, prepare, score
+from mediagen.world.score.tasks import (
+    CONTROL_KINDS,
+    MODES,
+    VIDEO_MODES,
+    VIDEO_TAGS,
+    ClipOutput,
+    Task,
+    as_array,
+    make_records,
+    prepare,
+    score,
+)
 
 WORLD_MODEL = "world"
 DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "geneval_test.jsonl"
@@ -74,19 +88,17 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def generate(task: Task, model: str, n: int, seed: int, api: Any, steps: int | None = None) -> list[Any]:
-    """n outputs for a task (images, or lists of frames for t2v): the world's own answer, or a model run
-    through the Python API."""
+    """n outputs for a task (images, or ClipOutputs for the video modes): the world's own answer, or a model
+    run through the Python API."""
     if model == WORLD_MODEL:
         return [task.world] * n
     from mediagen.schema import Control, Extend, GenerationRequest
 
     fields: dict[str, Any] = {"prompt": task.record["prompt"], "model": model, "seed": seed, "n": n, "steps": steps}
-    if task.mode in ("t2i", "i2i", "t2v"):
+    if task.mode in ("t2i", "i2i") or task.mode in VIDEO_MODES:
         fields.update(width=task.width, height=task.height)
-    if task.mode == "t2v":
-        fields.update(frames=task.frames, fps=task.fps)
-        result = api.generate(GenerationRequest(**{k: v for k, v in fields.items() if v is not None}))
-        return [o.frames for o in result.outputs if o.kind == "video"]
+    if task.mode in VIDEO_MODES:
+        return _generate_clips(task, fields, api)
     if task.image is not None:
         fields["image"] = task.image
     if task.mask is not None:
@@ -100,6 +112,20 @@ def generate(task: Task, model: str, n: int, seed: int, api: Any, steps: int | N
         fields["controls"] = [Control(kind=task.control[0], image=task.control[1])]
     req = GenerationRequest(**{k: v for k, v in fields.items() if v is not None})
     return list(api.generate(req).images)
+
+
+def _generate_clips(task: Task, fields: dict[str, Any], api: Any) -> list[ClipOutput]:
+    """Clips for a video task: frames and rate, the first frame (i2v) or input clip and strength (v2v), and
+    a soundtrack when the record has sounds."""
+    from mediagen.schema import GenerationRequest, Mode
+
+    fields.update(mode=Mode(task.mode), frames=task.frames, fps=task.fps, audio="sound" in task.record)
+    if task.mode == "i2v":
+        fields["image"] = task.image
+    if task.mode == "v2v":
+        fields.update(video=task.video, strength=task.strength)
+    result = api.generate(GenerationRequest(**{k: v for k, v in fields.items() if v is not None}))
+    return [ClipOutput(o.frames, o.audio, o.sample_rate) for o in result.outputs if o.kind == "video"]
 
 
 def run(records: list[dict[str, Any]], model: str, mode: str, n: int, size: tuple[int, int], seed: int = 0,
@@ -236,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report (without rows) as JSON")
     p.add_argument("--make-prompts", metavar="CATEGORY", default=None,
                    help=f"write held-out records instead: one of {', '.join(GENEVAL_TAGS)} or 'all' "
-                        f"('{VIDEO_TAG}' with --mode t2v)")  # fmt: skip
+                        f"({' or '.join(VIDEO_TAGS)} with --mode {' / '.join(VIDEO_MODES)})")  # fmt: skip
     p.add_argument("--count", type=int, default=200, help="records per category for --make-prompts")
     p.add_argument("--control", choices=CONTROL_KINDS, default=None, help="add a control map to made records")
     p.add_argument("--split", default="test", choices=("test", "train"), help="phrasing split for --make-prompts")
@@ -246,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_prompts(args: argparse.Namespace) -> int:
     """Write records for one or every category."""
-    tags = GENEVAL_TAGS if args.make_prompts == "all" and args.mode != "t2v" else (args.make_prompts,)
-    if args.mode == "t2v" and args.make_prompts == "all":
-        tags = (VIDEO_TAG,)
+    tags: tuple[str, ...] = (args.make_prompts,)
+    if args.make_prompts == "all":
+        tags = VIDEO_TAGS if args.mode in VIDEO_MODES else GENEVAL_TAGS
     if args.count < 1:
         raise RequestError("--count must be at least 1")
     rng = np.random.default_rng(args.seed)

@@ -116,6 +116,20 @@ def test_inpaint_changes_only_the_mask(mg):
     assert (out[mask == 1] != orig[mask == 1]).any()
 
 
+def test_blended_inpainting_is_the_training_free_alternative(mg, model):
+    src = _run(mg, seed=7, steps=3)[0].image
+    mask = np.zeros((128, 128), np.float32)
+    mask[40:100, 20:80] = 1
+    trained = _arr(_run(mg, seed=8, image=src, mask=mask, prompt="a green cone", mask_blur=0)[0].image)
+    model.inpaint_method = "blend"
+    try:
+        blend = _arr(_run(mg, seed=8, image=src, mask=mask, prompt="a green cone", mask_blur=0)[0].image)
+    finally:
+        model.inpaint_method = "trained"
+    assert np.array_equal(blend[mask == 0], _arr(src)[mask == 0])
+    assert (blend[mask == 1] != trained[mask == 1]).any()  # another method, another picture
+
+
 def test_inpaint_of_an_odd_sized_image_only_masked(mg):
     src = Image.fromarray(np.full((300, 410, 3), 128, np.uint8))
     mask = np.zeros((300, 410), np.float32)
@@ -239,3 +253,19 @@ def test_drop_colors_keeps_the_caption_true():
         "A cube left of a metal sphere under a blue sky."
     assert D.drop_colors("two white cylinders with red stripes against a blue-gray wall") == \
         "two cylinders with stripes against a blue-gray wall"
+
+
+def test_prompt_scenes_hold_what_their_prompt_names():
+    from mediagen.world.captions import check_meta
+    from mediagen.world.render import render_scene
+    from mediagen.world.spec import SceneSpec
+    from mediagen.world.splits import allowed_in_train, has_heldout_text
+
+    seeds = [s for s in range(40) if np.random.default_rng([s, 1]).random() < 0.5][:6]
+    for seed in seeds:
+        image, inst, spec, caps, meta = D.render_one(seed, 64, 3, prompt_share=0.5)
+        scene = SceneSpec.from_dict(spec)
+        assert image.shape == (64, 64, 3) and len(caps) == 3
+        assert not any(has_heldout_text(c) for c in caps) and all(allowed_in_train(o) for o in scene.objects)
+        assert caps[0] == meta["prompt"] and check_meta(meta, render_scene(scene, 128, 128)), caps[0]
+    assert D.render_one(seeds[0], 64, 3)[4] is None

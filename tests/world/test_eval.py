@@ -98,3 +98,43 @@ def test_text_to_video_records_and_the_worlds_clips(tmp_path, capsys):
     assert rep["tags"]["motion"] == {"accuracy": 1.0, "n": 2}
     assert main(["--model", "world", "--mode", "t2v", "--prompts", str(DEFAULT_PROMPTS), "--limit", "1"]) == 2
     assert "needs 'clip' and 'motions'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["i2v", "v2v"])
+def test_image_and_video_to_video_score_the_worlds_clips_as_the_upper_bound(tmp_path, mode, capsys):
+    prompts = tmp_path / "p.jsonl"
+    assert main(["--make-prompts", "motion", "--mode", mode, "--count", "2", "--seed", "5", "-o", str(prompts)]) == 0
+    recs = read_records(prompts)
+    assert all(r["motions"] and r["pan"] in ("left", "right", "none") for r in recs)
+    if mode == "v2v":
+        assert all(r["recolor"] and r["target"]["scene"]["background"] != r["clip"]["scene"]["background"] for r in recs)
+    out = tmp_path / "run"
+    args = ["--model", "world", "--mode", mode, "--prompts", str(prompts), "--size", "96x96", "--json", "--out", str(out)]
+    assert main(args) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["tags"]["motion"] == {"accuracy": 1.0, "n": 2}, rep
+    if mode == "i2v":
+        assert rep["means"]["first_frame"] == 1.0
+    else:
+        assert rep["means"]["colors"] == 1.0 and rep["means"]["trajectory"] > 0.8
+    assert Image.open(out / "samples/0000-0.png").width == 3 * 96  # first, middle and last frame
+
+
+def test_clips_with_sounds_score_the_worlds_soundtrack(tmp_path, capsys):
+    prompts = tmp_path / "sound.jsonl"
+    assert main(["--make-prompts", "sound", "--mode", "t2v", "--count", "2", "--seed", "2", "-o", str(prompts)]) == 0
+    recs = read_records(prompts)
+    assert all(r["tag"] == "sound" and set(r["sound"]) == {"events", "spans"} for r in recs)
+    assert main(["--model", "world", "--mode", "t2v", "--prompts", str(prompts), "--size", "96x96", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["tags"]["sound"] == {"accuracy": 1.0, "n": 2}, rep
+    assert rep["means"]["audio"] == 1.0 and rep["means"]["audio_max_offset_ms"] == 0.0
+
+
+def test_a_model_without_video_modes_says_so(tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    assert main(["--make-prompts", "motion", "--mode", "i2v", "--count", "1", "-o", str(prompts)]) == 0
+    assert main(["--model", "builtin", "--mode", "i2v", "--prompts", str(prompts), "--size", "64x64", "--json"]) == 2
+    assert "mode 'i2v' is not supported" in capsys.readouterr().err
+    assert main(["--make-prompts", "motion", "--mode", "t2i", "--count", "1"]) == 2
+    assert "video records are made with --mode" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_world_soundtracks_match_their_events_and_shifted_ones_do_not(clips):
         times = clip_event_times(c)
         spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in event_spans(c)]
         good = score_soundtrack(track, SAMPLE_RATE, times, spans)
-        assert good.correct and good.values["max_offset_s"] <= 0.02, good.values
+        assert good.correct and good.values["max_offset_s"] <= 0.02 and good.values["stray"] == 0, good.values
         shift = round(0.25 * SAMPLE_RATE)
         late = np.concatenate([np.zeros(shift, np.float32), track[:-shift]])
         bad = score_soundtrack(late, SAMPLE_RATE, times, spans)
@@ -63,6 +63,24 @@ def test_sound_where_nothing_happens_is_caught():
     noisy = track + np.float32(0.01) * np.random.default_rng(0).standard_normal(track.shape).astype(np.float32)
     assert quiet_share(noisy, SAMPLE_RATE, []) == 0.0
     assert not score_soundtrack(noisy, SAMPLE_RATE, []).correct
+
+
+def test_an_impact_where_the_clip_has_none_fails(clips):
+    quiet = np.zeros(SAMPLE_RATE * 2, dtype=np.float32)
+    knock = impact_sound("matte", "medium", 3.0)
+    quiet[8000 : 8000 + len(knock)] += knock
+    res = score_soundtrack(quiet, SAMPLE_RATE, [])
+    assert not res.correct and res.values["stray"] == 1, res.values
+    c = clips[0]
+    track = render_soundtrack(c)
+    times = clip_event_times(c)
+    spans = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in event_spans(c)]
+    free = next(t for t in np.arange(0.1, len(track) / SAMPLE_RATE - 0.5, 0.05) if all(abs(t - e) >= 0.3 for e in times))
+    extra = track.copy()
+    i = round(free * SAMPLE_RATE)
+    extra[i : i + len(knock)] += knock[: len(extra) - i]
+    res = score_soundtrack(extra, SAMPLE_RATE, times, spans)
+    assert not res.correct and res.values["stray"] >= 1, res.values
 
 
 def test_bad_tracks_are_rejected():

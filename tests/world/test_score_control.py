@@ -9,6 +9,7 @@ from mediagen.errors import RequestError
 from mediagen.world import FigureSpec, ObjectSpec, SceneSpec, render_scene, sample_scene
 from mediagen.world.score.control import LIMITS, decode_pose, edge_f1, score_control
 from mediagen.world.score.tasks import control_map
+from mediagen.world.spec import Camera
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,23 @@ def test_control_errors():
         score_control("normals", img, img)
     with pytest.raises(RequestError, match="resize"):
         score_control("edge", img, np.zeros((16, 16, 3), np.uint8))
+
+
+def test_seg_matches_touching_objects_of_one_class():
+    # three touching cubes form one segment of the map's cube class: each cube's region lies inside it
+    cam = Camera(height=2.962, pitch=15.41, x=-0.133, yaw=1.057)
+    objs = [ObjectSpec("cube", "yellow", "large", "metal", x=-0.553, z=6.832, rotation=0.7574),
+            ObjectSpec("cube", "gray", "large", "metal", x=1.303, z=6.286, rotation=0.4298),
+            ObjectSpec("cube", "orange", "large", "metal", x=0.33, z=8.448, rotation=1.4787)]  # fmt: skip
+    r = render_scene(SceneSpec(objects=objs, camera=cam, background="sky"), 128, 128)
+    own = score_control("seg", r.image, control_map(r, "seg"))
+    assert own.correct and own.values["miou"] > 0.8 and own.values["class_agreement"] == 1.0, own.values
+
+
+def test_pose_ignores_a_solid_the_skeleton_only_crosses():
+    # the figure's legs are hidden behind a cube: the drawn skeleton crosses the cube, which is no part of it
+    spec = SceneSpec(objects=[ObjectSpec("cube", "cyan", "medium", x=-0.3, z=7.0)],
+                     figures=[FigureSpec(pose="walking", x=-0.2, z=8.5, color="red")], background="sky")  # fmt: skip
+    r = render_scene(spec, 128, 128)
+    own = score_control("pose", r.image, control_map(r, "pose"))
+    assert own.correct and own.values["silhouette"] > 0.9, own.values

@@ -23,7 +23,7 @@ from mediagen.world.score.detect import (
     segment,
     shape_features,
 )
-from mediagen.world.spec import COLOR_RGB
+from mediagen.world.spec import COLOR_RGB, Camera
 
 
 def _flood(mask: np.ndarray) -> int:
@@ -145,3 +145,81 @@ def test_every_colour_is_named_on_a_neutral_background():
         obj = ObjectSpec(("sphere", "cube", "cylinder")[i % 3], c, "large", x=0.0, z=6.5)
         dets = detect_objects(render_scene(SceneSpec(objects=[obj], background="slate"), 128, 128).image)
         assert [d.color for d in dets] == [c]
+
+
+def _cam(height: float, pitch: float, x: float, yaw: float) -> Camera:
+    """A camera of a sampled scene."""
+    return Camera(height=height, pitch=pitch, x=x, yaw=yaw)
+
+
+CROWDED = {  # sampled GenEval scenes with touching objects of one colour: (spec, expected (shape, colour) list)
+    "cones side by side": (
+        SceneSpec([ObjectSpec("cone", "purple", "small", "metal", x=-2.077, z=10.29, rotation=0.1953),
+                   ObjectSpec("cone", "red", "medium", "matte", x=0.162, z=6.274, rotation=1.1925),
+                   ObjectSpec("cone", "purple", "small", "metal", x=-1.909, z=7.929, rotation=1.1259)],
+                  camera=_cam(2.992, 13.109, -0.186, 3.603), background="beige"),
+        [("cone", "purple"), ("cone", "purple"), ("cone", "red")]),
+    "cube behind a cube": (
+        SceneSpec([ObjectSpec("cube", "purple", "medium", "metal", x=0.286, z=9.606, rotation=1.0201),
+                   ObjectSpec("cube", "purple", "large", "metal", x=1.145, z=7.624, rotation=1.1367)],
+                  camera=_cam(3.156, 12.696, -0.232, 3.927), background="studio"),
+        [("cube", "purple"), ("cube", "purple")]),
+    "four cubes": (
+        SceneSpec([ObjectSpec("cube", "purple", "medium", "matte", x=1.889, z=7.075, rotation=0.8973),
+                   ObjectSpec("cube", "pink", "medium", "matte", x=0.538, z=6.163, rotation=0.5995),
+                   ObjectSpec("cube", "gray", "medium", "matte", x=-1.671, z=9.144, rotation=0.396),
+                   ObjectSpec("cube", "pink", "medium", "matte", x=0.522, z=8.716, rotation=0.3461)],
+                  camera=_cam(2.993, 15.363, 0.076, 0.021), background="sky"),
+        [("cube", "gray"), ("cube", "pink"), ("cube", "pink"), ("cube", "purple")]),
+    "sphere in front of a sphere": (
+        SceneSpec([ObjectSpec("sphere", "pink", "small", "matte", x=0.278, z=7.395, rotation=0.1241),
+                   ObjectSpec("sphere", "gray", "small", "metal", x=-2.588, z=9.128, rotation=0.5214),
+                   ObjectSpec("sphere", "pink", "large", "metal", x=0.241, z=8.769, rotation=0.8013)],
+                  camera=_cam(2.928, 12.779, 0.233, -0.758), background="sky"),
+        [("sphere", "gray"), ("sphere", "pink"), ("sphere", "pink")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CROWDED))
+def test_touching_objects_of_one_colour_are_counted_apart(name):
+    spec, expected = CROWDED[name]
+    assert sorted((d.shape, d.color) for d in detect_objects(render_scene(spec, 128, 128).image)) == expected
+
+
+HARD = {  # sampled scenes: neutral solids on neutral floors, a partly hidden cube, a horizon between two objects
+    "white cylinder on a gray floor": (
+        SceneSpec([ObjectSpec("pyramid", "orange", "medium", "matte", x=0.207, z=10.256, rotation=1.1984),
+                   ObjectSpec("cylinder", "white", "large", "metal", x=-2.283, z=9.615, rotation=1.046)],
+                  camera=_cam(3.17, 14.089, -0.184, -3.346), background="studio"),
+        [("cylinder", "white"), ("pyramid", "orange")]),
+    "gray pyramid beside a pink cube": (
+        SceneSpec([ObjectSpec("cube", "pink", "large", "metal", x=1.089, z=6.939, rotation=1.2545),
+                   ObjectSpec("pyramid", "gray", "small", "metal", x=0.528, z=10.409, rotation=0.498)],
+                  camera=_cam(2.955, 14.166, -0.293, 0.941), background="overcast"),
+        [("cube", "pink"), ("pyramid", "gray")]),
+    "small cube behind a large one": (
+        SceneSpec([ObjectSpec("cube", "pink", "large", "metal", x=-1.152, z=8.892, rotation=0.5258),
+                   ObjectSpec("cube", "cyan", "large", "matte", x=-0.331, z=5.789, rotation=0.0652),
+                   ObjectSpec("cube", "purple", "large", "metal", x=2.638, z=9.601, rotation=0.0277),
+                   ObjectSpec("cube", "red", "small", "matte", x=-1.357, z=6.959, rotation=1.5421)],
+                  camera=_cam(2.909, 12.905, -0.065, 2.538), background="beige"),
+        [("cube", "cyan"), ("cube", "pink"), ("cube", "purple"), ("cube", "red")]),
+    "horizon between two objects": (
+        SceneSpec([ObjectSpec("cube", "green", "large", "matte", x=2.198, z=9.572, rotation=0.6733),
+                   ObjectSpec("cube", "orange", "medium", "metal", x=-1.484, z=5.343, rotation=0.5614),
+                   ObjectSpec("cube", "gray", "large", "metal", x=-2.065, z=7.325, rotation=0.1588)],
+                  camera=_cam(3.177, 15.114, 0.078, -2.381), background="sky"),
+        [("cube", "gray"), ("cube", "green"), ("cube", "orange")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(HARD))
+def test_hard_scenes_are_read_object_by_object(name):
+    spec, expected = HARD[name]
+    r = render_scene(spec, 128, 128)
+    dets = detect_objects(r.image)
+    assert sorted((d.shape, d.color) for d in dets) == expected
+    for d in dets:  # each detection covers one whole object
+        ids, counts = np.unique(r.instance[d.mask], return_counts=True)
+        gt = r.mask(int(ids[np.argmax(counts)]))
+        assert (d.mask & gt).sum() / (d.mask | gt).sum() > 0.5, (name, d.shape, d.color)

@@ -7,7 +7,7 @@ import pytest
 
 from mediagen.errors import RequestError
 from mediagen.world import make_geneval_prompts, render_scene, spec_from_prompt_meta
-from mediagen.world.captions import GENEVAL_TAGS
+from mediagen.world.captions import GENEVAL_TAGS, relative_position
 from mediagen.world.score.detect import Detection, load_shape_model
 from mediagen.world.score.geneval import check_record, judge, score_image, summarize
 from mediagen.world.score.wrong import CORRUPTIONS, DEFAULT_CORRUPTION, wrong_spec
@@ -93,3 +93,15 @@ def test_summary_is_the_mean_of_tag_accuracies():
     s = summarize(recs, [True, True, True, False, False, True])
     assert s["tags"]["colors"] == {"accuracy": 0.75, "n": 4}
     assert s["overall"] == pytest.approx((0.75 + 0.5) / 2)
+
+
+def test_position_scenes_keep_a_safe_margin():
+    # the judged rule is GenEval's 0.1 box margin; scenes place their pair well clear of it
+    rng = np.random.default_rng(11)
+    for meta in make_geneval_prompts("position", 12, rng, split="test"):
+        r = render_scene(spec_from_prompt_meta(meta, rng), 128, 128)
+        rel, _ = meta["include"][1]["position"]
+        axis = 0 if rel in ("left of", "right of") else 1
+        target, item = r.objects[0], r.objects[1]
+        assert abs(item.center[axis] - target.center[axis]) >= 0.15 * 128, meta["prompt"]
+        assert rel in relative_position(item.box, target.box, 0.18), meta["prompt"]

@@ -1,17 +1,30 @@
-"""Video scorers on world clips: motion direction, identity, first frame and trajectory, both ways."""
+"""Video scorers on world clips: motion direction (with pans, bounces, walkers), identity, first frame and
+trajectory, both ways."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from mediagen.errors import RequestError
 from mediagen.world import ObjectSpec, SceneSpec
-from mediagen.world.clip_captions import motion_specs
+from mediagen.world.clip_captions import camera_motion, motion_specs
 from mediagen.world.clips import render_clip, sample_clip
+from mediagen.world.geometry import project
 from mediagen.world.physics import ClipSpec, Motion
 from mediagen.world.score.detect import load_shape_model
-from mediagen.world.score.video import score_first_frame, score_identity, score_motion, score_trajectory, track
+from mediagen.world.score.tasks import restyle_clip
+from mediagen.world.score.video import (
+    score_first_frame,
+    score_identity,
+    score_motion,
+    score_trajectory,
+    track,
+    unpan,
+)
+from mediagen.world.spec import Camera
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +41,30 @@ def slide():
     return render_clip(spec, 128, 128)
 
 
+def sampled(seed: int, verbs: tuple[str, ...], **kw) -> tuple:
+    """The first sampled 16-frame clip (128 x 128) from `seed` whose items move as `verbs` say (in order),
+    the first one stating a direction; with its stated motions."""
+    rng = np.random.default_rng(seed)
+    while True:
+        spec = sample_clip(rng, n_frames=16, **kw)
+        if kw.get("pan_prob") and not spec.pan:
+            continue
+        clip = render_clip(spec, 128, 128)
+        truth = motion_specs(clip)
+        if tuple(m["motion"] for m in truth) == verbs and truth[0]["direction"]:
+            return clip, [m for m in truth if m["direction"]]
+
+
+def judge_both_ways(clip, ms: list[dict], model) -> tuple:
+    """Scores of the clip and of the clip with its first stated motion played backwards."""
+    pan = camera_motion(clip) or "none"
+    frames = list(clip.images)
+    good = score_motion(frames, ms, clip.fps, model=model, pan=pan)
+    a, b = ms[0]["segment"]
+    backwards = frames[:a] + frames[a : b + 1][::-1] + frames[b + 1 :]
+    return good, score_motion(backwards, ms[:1], clip.fps, model=model, pan=pan)
+
+
 def test_motion_direction_is_found_and_a_reversed_clip_fails(slide, model):
     ms = motion_specs(slide)
     assert ms[0]["direction"]["horizontal"] == "right"
@@ -37,6 +74,46 @@ def test_motion_direction_is_found_and_a_reversed_clip_fails(slide, model):
     assert good.correct and good.values["items"][0]["found"]["horizontal"] == "right"
     bad = score_motion(frames[::-1], ms, slide.fps, model=model)
     assert not bad.correct and bad.values["items"][0]["found"]["horizontal"] == "left"
+
+
+def test_unpan_undoes_a_turn_of_the_camera_whatever_the_depth():
+    cam = Camera(pitch=14.0, yaw=2.0)
+    pts = np.array([[1.0, 0.0, 7.0], [-2.0, 0.6, 11.0], [0.5, 1.5, 4.0]])
+    seen, _ = project(replace(cam, yaw=cam.yaw + 5.0), pts, 160, 120)
+    first, _ = project(cam, pts, 160, 120)
+    assert np.abs(unpan(seen, 5.0, 160, 120) - first).max() < 1e-6
+    assert np.abs(seen - first)[:, 0].min() > 10  # the turn itself moves everything by 10+ pixels
+
+
+def test_a_pan_is_read_from_still_items_and_motion_judged_against_the_floor(model):
+    clip, ms = sampled(1, ("slides", "rests"), pan_prob=1.0, figure_prob=0.0, n_objects=2,
+                       motion_probs={"rest": 0.5, "move": 0.5, "fall": 0.0, "bounce": 0.0})  # fmt: skip
+    good, bad = judge_both_ways(clip, ms, model)
+    assert good.correct, good.values
+    assert good.values["pan"]["source"] == "still items"
+    assert abs(good.values["pan"]["degrees"] - clip.spec.pan) < 1.0
+    assert not bad.correct, bad.values
+
+
+def test_a_pan_without_still_items_takes_the_pan_the_prompt_allows(model):
+    clip, ms = sampled(2, ("slides",), pan_prob=1.0, figure_prob=0.0, n_objects=1,
+                       motion_probs={"rest": 0.0, "move": 1.0, "fall": 0.0, "bounce": 0.0})  # fmt: skip
+    good, bad = judge_both_ways(clip, ms, model)
+    assert good.correct and good.values["pan"]["source"] == "best fit", good.values
+    assert not bad.correct, bad.values
+
+
+@pytest.mark.parametrize("kind", ["bounce", "walk"])
+def test_bouncing_balls_and_walking_figures(kind, model):
+    if kind == "bounce":
+        clip, ms = sampled(3, ("bounces",), pan_prob=0.0, figure_prob=0.0, n_objects=1,
+                           motion_probs={"rest": 0.0, "move": 0.0, "fall": 0.0, "bounce": 1.0})  # fmt: skip
+    else:
+        clip, ms = sampled(4, ("walks",), pan_prob=0.0, figure_prob=1.0, n_objects=0,
+                           motion_probs={"walk": 1.0, "wave": 0.0, "stand": 0.0})  # fmt: skip
+    good, bad = judge_both_ways(clip, ms, model)
+    assert good.correct, good.values
+    assert not bad.correct, bad.values
 
 
 def test_identity_is_kept_in_a_world_clip_and_lost_when_objects_change(slide, model):
@@ -57,19 +134,15 @@ def test_first_frame_and_trajectory(slide, model):
         score_trajectory(frames[:4], frames, model=model)
 
 
-def test_sampled_clips_move_as_their_captions_say(model):
-    rng = np.random.default_rng(3)
-    checked = 0
-    while checked < 2:
-        spec = sample_clip(rng, n_frames=16, pan_prob=0.0, figure_prob=0.0, n_objects=1,
-                           motion_probs={"rest": 0.0, "fall": 0.0, "bounce": 0.0})  # fmt: skip
-        clip = render_clip(spec, 128, 128)
-        ms = motion_specs(clip)
-        if not ms[0]["direction"]:
-            continue
-        checked += 1
-        frames = list(clip.images)
-        assert score_motion(frames, ms, clip.fps, model=model).correct
-        a, b = ms[0]["segment"]
-        backwards = frames[:a] + frames[a : b + 1][::-1] + frames[b + 1 :]  # the stated motion played backwards
-        assert not score_motion(backwards, ms, clip.fps, model=model).correct
+def test_a_restyled_clip_keeps_its_paths_and_takes_its_new_colours(slide, model):
+    target, recolor = restyle_clip(slide.spec, np.random.default_rng(0))
+    assert set(recolor) == {"red", "blue"} and all(recolor[c] != c for c in recolor)
+    assert target.scene.background != slide.spec.scene.background
+    source = list(slide.images)
+    restyled = list(render_clip(target, 128, 128).images)
+    good = score_trajectory(restyled, source, model=model, recolor=recolor)
+    assert good.correct and good.values["colors"] == 1.0, good.values
+    assert not score_trajectory(source, source, model=model, recolor=recolor).correct  # colours not changed
+    turned = replace(target, motions=[Motion("slide", velocity=(-3.0, 0.0, 0.0)), Motion("rest")])
+    other_way = list(render_clip(turned, 128, 128).images)
+    assert not score_trajectory(other_way, source, model=model, recolor=recolor).correct

@@ -35,32 +35,54 @@ def list_shards(root: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if SHARD_RE.search(p.name))
 
 
-def render_one(seed: int, size: int, captions: int) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
-    """One training scene (split='train'): image (H, W, 3) uint8, instance map (H, W) uint8, spec dict and
-    `captions` captions from the world's captioner."""
-    from mediagen.world.captions import describe
+def render_one(seed: int, size: int, captions: int, prompt_share: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, dict, list[str], dict | None]:
+    """One training scene (split='train'): image (H, W, 3) uint8, instance map (H, W) uint8, spec dict,
+    `captions` captions and the prompt record the scene was built from (None for a sampled scene).
+
+    With probability `prompt_share` the scene is built from a GenEval-style prompt record of the training
+    split (short prompts like 'two cubes' or 'a sphere left of a cone', whose scene holds exactly what they
+    name; held-out colour-shape pairs and phrasings never occur); its first caption is that prompt and the
+    others come from the world's captioner, as for sampled scenes.
+    """
+    from mediagen.world.captions import GENEVAL_TAGS, describe, make_geneval_prompts, spec_from_prompt_meta
     from mediagen.world.render import render_scene
     from mediagen.world.sample import sample_scene
+    from mediagen.world.splits import allowed_in_train
 
-    spec = sample_scene(np.random.default_rng(seed), split="train")
+    rng = np.random.default_rng(seed)
+    first: list[str] = []
+    meta = None
+    if prompt_share > 0 and np.random.default_rng([seed, 1]).random() < prompt_share:
+        while True:  # unnamed colours are random: redraw scenes that hold a held-out colour-shape pair
+            meta = make_geneval_prompts(str(rng.choice(GENEVAL_TAGS)), 1, rng, split="train")[0]
+            spec = spec_from_prompt_meta(meta, rng)
+            if all(allowed_in_train(o) for o in spec.objects):
+                break
+        first = [meta["prompt"]]
+    else:
+        spec = sample_scene(rng, split="train")
     r = render_scene(spec, size, size)
     inst = np.clip(np.asarray(r.instance), 0, 255).astype(np.uint8)
-    texts = [describe(spec, np.random.default_rng([seed, k]), render=r, split="train").text for k in range(captions)]
-    return np.asarray(r.image, dtype=np.uint8), inst, spec.to_dict(), texts
+    texts = first + [describe(spec, np.random.default_rng([seed, k]), render=r, split="train").text
+                     for k in range(captions - len(first))]
+    return np.asarray(r.image, dtype=np.uint8), inst, spec.to_dict(), texts, meta
 
 
-def render_shard(root: Path, index: int, *, shard_size: int, size: int, seed: int, captions: int) -> Path:
+def render_shard(root: Path, index: int, *, shard_size: int, size: int, seed: int, captions: int,
+                 prompt_share: float = 0.0) -> Path:
     """Render scenes [index * shard_size, (index + 1) * shard_size) into one shard file (atomic)."""
-    images, insts, specs, texts = [], [], [], []
+    images, insts, specs, texts, metas = [], [], [], [], []
     for i in range(index * shard_size, (index + 1) * shard_size):
-        im, inst, spec, caps = render_one(seed * 1_000_003 + i, size, captions)
+        im, inst, spec, caps, meta = render_one(seed * 1_000_003 + i, size, captions, prompt_share)
+        metas.append(json.dumps(meta) if meta else "")
         images.append(im)
         insts.append(inst)
         specs.append(json.dumps(spec))
         texts.append(caps)
     path = shard_path(root, index)
     save_npz_atomic(path, images=np.stack(images), instance=np.stack(insts), specs=np.array(specs, dtype=str),
-                    captions=np.array(texts, dtype=str))
+                    captions=np.array(texts, dtype=str), prompt_metas=np.array(metas, dtype=str))
     return path
 
 
@@ -80,14 +102,15 @@ def caption_specs(specs: np.ndarray, captions: int, seed: int, size: int = 128) 
 
 
 def render_dataset(root: Path, *, scenes: int, shard_size: int, size: int, seed: int, captions: int,
-                   log=print) -> None:
+                   prompt_share: float = 0.0, log=print) -> None:
     """Render every missing shard up to `scenes` scenes; safe to stop and restart at any time."""
     n = (scenes + shard_size - 1) // shard_size
     for index in range(n):
         if shard_path(root, index).exists():
             continue
         t0 = time.perf_counter()
-        render_shard(root, index, shard_size=shard_size, size=size, seed=seed, captions=captions)
+        render_shard(root, index, shard_size=shard_size, size=size, seed=seed, captions=captions,
+                     prompt_share=prompt_share)
         dt = time.perf_counter() - t0
         log(f"shard {index + 1}/{n}: {shard_size} scenes in {dt:.1f} s ({shard_size / dt:.1f} scenes/s)")
 

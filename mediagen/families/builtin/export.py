@@ -53,17 +53,36 @@ def score_table(run: Path, step: int) -> list[str]:
     found.sort(key=lambda x: x[0])
     tags = list(found[-1][1]["tags"])
     rows = [
-        "GenEval-style accuracy (`benchmarks/builtin_geneval.py`: the world's held-out prompts, first 20 per tag, "
-        "one 128x128 image each at the model's default steps and guidance, scored by `mediagen.world.score`):",
+        "GenEval-style accuracy (`benchmarks/builtin_geneval.py`: the world's held-out prompts, the first n per "
+        "tag, one 128x128 image each at the model's default steps and guidance, scored by `mediagen.world.score`):",
         "",
-        "| UNet step | overall | " + " | ".join(tags) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in tags) + " |",
+        "| UNet step | n per tag | overall | " + " | ".join(tags) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in tags) + " |",
     ]
     for st, rep in found:
         mark = " (these weights)" if st == step else ""
-        rows.append(f"| {st}{mark} | {rep['overall']:.3f} | "
+        rows.append(f"| {st}{mark} | {rep['tags'][tags[0]]['n']} | {rep['overall']:.3f} | "
                     + " | ".join(f"{rep['tags'][t]['accuracy']:.2f}" for t in tags) + " |")
     return rows
+
+
+def edit_table(run: Path, step: int) -> list[str]:
+    """Markdown rows of RUN/edits_step<step>*.json (benchmarks/builtin_edits.py output), model next to world."""
+    rows: dict[str, dict] = {}
+    for p in sorted(run.glob(f"edits_step{step}*.json")):
+        rows.update({k: v for k, v in json.loads(p.read_text()).items() if isinstance(v, dict) and "model" in v})
+    if not rows:
+        return []
+    keys = ("correct", "kept", "content", "seam", "layout", "adherence")
+    out = ["", "Edit modes (`benchmarks/builtin_edits.py`: held-out prompts of every tag, 128x128; `world` is the "
+                "world's own answer to the same task; blend = training-free inpainting on the same weights):", "",
+           "| task | " + " | ".join(keys) + " |", "| --- | " + " | ".join("---" for _ in keys) + " |"]
+    for name, both in rows.items():
+        for who in ("model", "world"):
+            v = both[who]
+            out.append(f"| {name} ({who}, n={v['n']}) | "
+                       + " | ".join(f"{v[k]:.3f}" if k in v else "" for k in keys) + " |")
+    return out
 
 
 def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params: tuple[int, int]) -> str:
@@ -108,7 +127,7 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         "",
         "## Scores",
     ]
-    lines += ["", *score_table(run, unet_ck["step"])]
+    lines += ["", *score_table(run, unet_ck["step"]), *edit_table(run, unet_ck["step"])]
     notes = run / "card_notes.md"  # what the trainer learned about this run, in words
     if notes.exists():
         lines += ["", notes.read_text().strip()]

@@ -45,6 +45,7 @@ class BuiltinModel:
     files: list[Path]
     device: torch.device
     bf16: bool
+    inpaint_method: str = "trained"  # or "blend": mask channels unused, known latent kept at every step
     _hash: str | None = field(default=None, repr=False)
 
     # -- LoadedModel -----------------------------------------------------------------------------------------
@@ -95,7 +96,8 @@ class BuiltinModel:
             z = sample(self.unet, ctx=ctx[:1], ctx_mask=ctx_mask[:1], neg_ctx=ctx[1:], neg_mask=ctx_mask[1:],
                        shape=plan.shape, seeds=[seed + item], steps=steps, guidance=guidance, sampler=sampler,
                        shift=self.config.default_shift, bf16=self.bf16, extra=plan.extra, init=plan.init,
-                       strength=plan.strength, callback=self._callback(progress, item, req.n))
+                       strength=plan.strength, known=plan.known, known_mask=plan.known_mask,
+                       callback=self._callback(progress, item, req.n))
             outputs.append(Output(kind="image", image=plan.finish(self.decode(z)), seed=seed + item))
         return outputs
 
@@ -170,6 +172,8 @@ class BuiltinModel:
                                f"{image.height}: give a mask of the image's size")
         m = torch.from_numpy(np.array(Image.fromarray(mask).resize(size, Image.Resampling.BILINEAR)))[None, None]
         lm = latent_mask((m > 0.5 / 255).float(), f).to(self.device)  # (1, 1, h, w), 1 = regenerate
+        if self.inpaint_method == "blend":  # training-free: text-to-image inputs, known cells replaced each step
+            return _Plan(tuple(z.shape[1:]), known=z, known_mask=lm, finish=back)
         return _Plan(tuple(z.shape[1:]), extra=inpaint_extra(z, lm, tuple(z.shape)), finish=back)
 
 
@@ -181,6 +185,8 @@ class _Plan:
     extra: torch.Tensor | None = None
     init: torch.Tensor | None = None
     strength: float | None = None
+    known: torch.Tensor | None = None
+    known_mask: torch.Tensor | None = None
     finish: Callable[[Image.Image], Image.Image] = lambda im: im
 
 

@@ -49,9 +49,12 @@ def latent_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
 def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: torch.Tensor | None,
            neg_mask: torch.Tensor | None, shape: tuple[int, ...], seeds: Sequence[int], steps: int,
            guidance: float, sampler: str, shift: float, bf16: bool, extra: torch.Tensor | None = None,
-           init: torch.Tensor | None = None, strength: float | None = None,
-           callback: Callback | None = None) -> torch.Tensor:
-    """Draw len(seeds) latents of shape (C, h, w) with the shared engine; ctx (1 or B, M, 384) per prompt."""
+           init: torch.Tensor | None = None, strength: float | None = None, known: torch.Tensor | None = None,
+           known_mask: torch.Tensor | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """Draw len(seeds) latents of shape (C, h, w) with the shared engine; ctx (1 or B, M, 384) per prompt.
+
+    known/known_mask (1, C, h, w)/(1, 1, h, w): blended inpainting, the known latent kept where the mask is 0.
+    """
     b, device = len(seeds), ctx.device
     extra = inpaint_extra(None, None, (b, *shape), device) if extra is None else extra
     pos: dict[str, Any] = {"ctx": ctx.expand(b, -1, -1), "ctx_mask": ctx_mask.expand(b, -1), "extra": extra}
@@ -60,4 +63,5 @@ def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: to
         neg = {"ctx": neg_ctx.expand(b, -1, -1), "ctx_mask": neg_mask.expand(b, -1), "extra": extra}
     den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance)
     return denoise(den, shape=shape, seeds=seeds, sigmas=flow_sigmas(steps, shift), sampler=sampler,
-                   cond=(pos, neg), init=init, strength=strength, callback=callback, device=device)
+                   cond=(pos, neg), init=init, strength=strength, known=known, known_mask=known_mask,
+                   callback=callback, device=device)

@@ -179,7 +179,7 @@ def cmd_data(args: argparse.Namespace) -> None:
                        captions=args.captions)
         os.replace(D.shard_path(tmp_root, idx), held)
     D.render_dataset(root, scenes=args.scenes, shard_size=args.shard_size, size=args.size, seed=args.seed,
-                     captions=args.captions, log=lambda s: log_line(run, "data", s))
+                     captions=args.captions, prompt_share=args.prompt_share, log=lambda s: log_line(run, "data", s))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -553,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--shard-size", type=int, default=500)
     d.add_argument("--size", type=int, default=128)
     d.add_argument("--captions", type=int, default=3, help="captions per scene")
+    d.add_argument("--prompt-share", type=float, default=0.0,
+                   help="share of new scenes built from GenEval-style training prompts (the prompt is a caption)")
     d.add_argument("--heldout", type=int, default=256, help="held-out scenes for evaluation")
 
     a = sub.add_parser("ae", help="train the autoencoder")

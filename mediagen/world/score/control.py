@@ -5,10 +5,11 @@
   image's regions must cover each of them (IoU per object, times the share of the image's foreground that
   lies on one), discounted when the image's objects do not keep their order in depth
   (box bottoms: lower on the ground plane is nearer) against the map's disparity (pair agreement);
-- seg: classes decoded from the ADE-like palette; each object region of the map is matched to the
-  colour-segmented region of the image with the best IoU, and its shape must match the map's class;
+- seg: classes decoded from the ADE-like palette; each connected object segment of the map is matched to
+  the image's regions lying mostly inside it (touching objects of one class form one segment), or else to
+  the region with the best IoU, and their shapes must match the map's class;
 - pose: keypoints decoded from the OpenPose drawing must lie on the figure's silhouette, and the figure's
-  silhouette must follow the skeleton.
+  silhouette (the regions following the skeleton, less solids it only crosses) must follow the skeleton.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from mediagen.world.score.detect import (
 from mediagen.world.spec import SHAPES
 
 LIMITS = MappingProxyType({"edge": 0.7, "depth": 0.5, "seg": 0.5, "pose": 0.7})  # pass marks (ground-truth renders stay above)
+SOLID_SURE = 0.9  # a region the shape classifier names a solid this surely ...
+SOLID_CROSSED = 0.6  # ... is part of a figure only when this share of it lies near the skeleton
 
 
 @dataclass
@@ -181,6 +184,21 @@ def decode_seg(control: np.ndarray) -> np.ndarray:
     return np.argmin(d, axis=-1)
 
 
+def _match_segment(ref: np.ndarray, name: str, detections: list) -> tuple[float, bool]:
+    """IoU of one connected segment of the map (H, W) with the image's regions, and whether they carry its
+    class: the regions lying mostly inside it (touching objects of one class form one segment), else the
+    single region overlapping it best."""
+    inside = [d for d in detections if (d.mask & ref).sum() >= 0.5 * d.area]
+    if not inside:
+        best = max(detections, key=lambda d: (d.mask & ref).sum() / (d.mask | ref).sum(), default=None)
+        inside = [best] if best is not None and (best.mask & ref).any() else []
+    if not inside:
+        return 0.0, False
+    got = np.any([d.mask for d in inside], axis=0)
+    right = sum(d.area for d in inside if d.shape == name)
+    return float((got & ref).sum() / (got | ref).sum()), right >= 0.5 * sum(d.area for d in inside)
+
+
 def score_seg(image: Any, control: Any, settings: DetectSettings | None = None,
               model: ShapeModel | None = None) -> ControlScore:
     """Segmentation agreement: mean IoU of the map's object regions with the image's regions, class-checked."""  # fmt: skip
@@ -194,17 +212,10 @@ def score_seg(image: Any, control: Any, settings: DetectSettings | None = None,
         lab, n = label_components(cls == k)
         for i in range(1, n + 1):
             ref = lab == i
-            if ref.sum() < 6:
-                continue
-            best, best_det = 0.0, None
-            for d in an.detections:
-                inter = (d.mask & ref).sum()
-                if inter:
-                    iou = inter / (d.mask | ref).sum()
-                    if iou > best:
-                        best, best_det = float(iou), d
-            ious.append(best)
-            classes.append(best_det is not None and best_det.shape == name)
+            if ref.sum() >= 6:
+                iou, agree = _match_segment(ref, name, an.detections)
+                ious.append(iou)
+                classes.append(agree)
     if not ious:
         fg = sum(d.area for d in an.detections)
         score = 1.0 if fg == 0 else 0.0
@@ -230,9 +241,11 @@ def decode_pose(control: np.ndarray, tol: float = 40.0) -> list[tuple[int, float
     return out
 
 
-def score_pose(image: Any, control: Any, settings: DetectSettings | None = None, reach: int = 2) -> ControlScore:
+def score_pose(image: Any, control: Any, settings: DetectSettings | None = None, reach: int = 2,
+               model: ShapeModel | None = None) -> ControlScore:
     """Pose agreement: share of the map's keypoints on the figure's silhouette (within `reach` pixels),
-    times the share of the figure's silhouette lying near the drawn skeleton."""
+    times the share of the figure's silhouette lying near the drawn skeleton. The figure is the image's
+    regions that follow the skeleton, less a solid the skeleton merely crosses (a figure behind a cube)."""
     img = to_array(image)
     pose = _map_array(control, img.shape[:2], "pose")
     kps = decode_pose(pose)
@@ -242,9 +255,11 @@ def score_pose(image: Any, control: Any, settings: DetectSettings | None = None,
     h, w = img.shape[:2]
     near = _grow(skeleton, max(2, round(0.03 * h)))
     figure = np.zeros((h, w), dtype=bool)
-    for m in segment(img, settings).masks:  # regions that follow the skeleton form the figure
-        if (m & near).sum() >= 0.3 * m.sum():
-            figure |= m
+    for d in analyze(img, settings, model).detections:
+        share = (d.mask & near).sum() / d.area
+        solid = max(p for c, p in d.shape_probs.items() if c != "person")
+        if share >= 0.3 and (share >= SOLID_CROSSED or solid < SOLID_SURE):
+            figure |= d.mask
     reach_mask = _grow(figure, reach)
     hits = [reach_mask[min(int(y), h - 1), min(int(x), w - 1)] for _, x, y in kps]
     kp_rate = float(np.mean(hits))

@@ -7,11 +7,13 @@ Pipeline (no access to any renderer ground truth of the image being scored):
    keep the floor's chromaticity); tolerances grow with the noise measured on the background;
 3. colour names in CIELAB: the nearest shaded palette colour (palette colour times a brightness factor);
 4. regions: foreground blobs split at sizeable single-colour cores grown back over the blob; a region of
-   one colour holding several objects is cut along the line joining its two deepest concavities (convex
-   solids have convex silhouettes); nearby regions one palette colour explains (lit and shaded faces) or
-   thin anti-aliased fringes merge back, and so do the pieces of a pattern;
-5. shapes: silhouette, shading and contact features fed to a small perceptron (`shape_model.json`, refit
-   with `python -m mediagen.world.score.fit`).
+   one colour holding several objects is cut along the straight line through its concavities that leaves
+   the most convex parts (convex solids have convex silhouettes; a concavity another region or, for a white
+   or gray region, a shadow-like pixel may fill proves nothing); nearby regions one palette colour explains
+   (lit and shaded faces) or thin anti-aliased fringes merge back, and so do the pieces of a pattern; each
+   region then takes the pixels inside its convex hull that may be its own;
+5. shapes: silhouette, shading (steps, ramps, flat faces) and contact features fed to a small perceptron
+   (`shape_model.json`, refit with `python -m mediagen.world.score.fit`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mediagen.world.spec import COLOR_RGB, SHAPES
 COLOR_NAMES = tuple(COLOR_RGB)
 SHAPE_CLASSES = SHAPES + ("person",)  # what the shape classifier names
 SHADE_LEVELS = np.linspace(0.42, 1.2, 14)  # brightness factors tried when naming a colour
+NEUTRAL_INDEX = (COLOR_NAMES.index("white"), COLOR_NAMES.index("gray"))
 MODEL_FILE = Path(__file__).resolve().parent / "shape_model.json"
 
 
@@ -51,6 +54,8 @@ class DetectSettings:
     merge_de: float = 6.0  # touching regions that one palette colour explains within this CIELAB distance merge
     fleck_ratio: float = 0.15  # ... always when the smaller is below this share of the larger
     split_depth: float = 0.06  # a concavity this deep (times the square root of the area) may start a cut
+    split_gain: float = 0.3  # a cut must remove this share of the region's non-convexity (hull area - area) ...
+    split_gain_px: float = 0.5  # ... and at least this many pixels times the square root of the area
 
 
 @dataclass
@@ -186,22 +191,29 @@ def estimate_background(img: np.ndarray, s: DetectSettings) -> tuple[np.ndarray,
     return np.stack(cands), noise
 
 
-def foreground_mask(img: np.ndarray, bgs: np.ndarray, noise: float, s: DetectSettings) -> np.ndarray:
-    """Pixels (H, W) explained neither by a row background candidate (+-1 row) nor by a shadow on one."""
+def background_masks(img: np.ndarray, bgs: np.ndarray, noise: float, s: DetectSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground (H, W): pixels explained neither by a row background candidate (+-1 row) nor by a shadow
+    on one; and shade (H, W): the pixels only a shadow explains (cast shadows, but also the shaded or
+    mirroring faces of a white or gray solid on a neutral floor: colour alone cannot tell them apart)."""
     h = img.shape[0]
     tol = max(s.min_tol, s.noise_tol * noise)
     noise_tol = s.shadow_base + s.noise_tol * noise
-    fg = np.ones(img.shape[:2], dtype=bool)
+    near_any = np.zeros(img.shape[:2], dtype=bool)
+    shadow_any = np.zeros(img.shape[:2], dtype=bool)
     for bg in bgs:
         for off in (-1, 0, 1):
             b = bg[np.clip(np.arange(h) + off, 0, h - 1)][:, None, :]  # (H, 1, 3)
-            near = np.linalg.norm(img - b, axis=2) < tol
+            near_any |= np.linalg.norm(img - b, axis=2) < tol
             bb = np.maximum((b * b).sum(-1), 1.0)  # (H, 1)
             k = (img * b).sum(-1) / bb  # (H, W) shadow factor
             resid = np.linalg.norm(img - k[..., None] * b, axis=2)
-            shadow = (k >= s.shadow_min) & (k <= 1.0) & (resid < s.shadow_tol * np.sqrt(bb) * k + noise_tol)
-            fg &= ~(near | shadow)
-    return fg
+            shadow_any |= (k >= s.shadow_min) & (k <= 1.0) & (resid < s.shadow_tol * np.sqrt(bb) * k + noise_tol)
+    return ~(near_any | shadow_any), shadow_any & ~near_any
+
+
+def foreground_mask(img: np.ndarray, bgs: np.ndarray, noise: float, s: DetectSettings) -> np.ndarray:
+    """Pixels (H, W) explained neither by a row background candidate (+-1 row) nor by a shadow on one."""
+    return background_masks(img, bgs, noise, s)[0]
 
 
 # ----------------------------------------------------------------------------- regions
@@ -288,10 +300,34 @@ def albedo_errors(pixels: np.ndarray) -> np.ndarray:
     return np.array([d[owner == c].min() for c in range(len(COLOR_NAMES))])
 
 
-def _solidity(mask: np.ndarray) -> float:
-    """Area over convex hull area."""
-    hull = convex_hull_area(mask)
-    return float(mask.sum() / hull) if hull > 0 else 1.0
+def _solidity(mask: np.ndarray, occupied: np.ndarray | None = None) -> float:
+    """Area over convex hull area, not counting hull pixels `occupied` by other regions."""
+    area = float(mask.sum())
+    return area / (area + _deficit(mask, occupied)) if area > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class Surround:
+    """What surrounds the regions of one image, for judging whether a region's concavities are its own."""
+
+    foreground: np.ndarray  # (H, W) bool
+    neutral: np.ndarray  # (H, W) bool, foreground pixels named white or gray
+    shade: np.ndarray  # (H, W) bool, background pixels only a shadow explains
+
+    def occupied(self, m: np.ndarray) -> np.ndarray:
+        """Pixels (H, W) that may hide part of region m: other regions' foreground and, around a white or gray
+        region, the shade (on a neutral floor such a solid's shaded or mirroring faces read as shadow)."""
+        occ = self.foreground & ~m
+        if m.any() and self.neutral[m].mean() > 0.5:
+            occ |= self.shade
+        return occ
+
+
+def _one_object(union: np.ndarray, s: DetectSettings, around: Surround | None) -> bool:
+    """True when a union of regions is convex enough for one solid where no other region covers it, and
+    holds no cut `_split_region` would make."""
+    occupied = None if around is None else around.foreground & ~union
+    return _solidity(union, occupied) >= s.merge_solidity and len(_split_region(union, s, around)) == 1
 
 
 def _fill_gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -299,7 +335,8 @@ def _fill_gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a | b | (dilate(a) & dilate(b))
 
 
-def _merge_compatible(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
+def _merge_compatible(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings,
+                      around: Surround | None = None) -> list[np.ndarray]:
     """Merge nearby regions (at most one pixel apart) that one palette colour explains under different
     shading (lit and shaded faces of one object) when their union is convex, and thin fringes of any colour."""
     parts = list(parts)
@@ -320,10 +357,8 @@ def _merge_compatible(parts: list[np.ndarray], img: np.ndarray, s: DetectSetting
                     fit = -1.0  # anti-aliased fringe between two objects: any colour
                 elif fit > s.merge_de:
                     continue
-                else:
-                    union = parts[i] | parts[j]
-                    if not fleck and not (_solidity(union) >= s.merge_solidity and len(_split_region(union, s)) == 1):
-                        continue
+                elif not (_is_cap(parts[i], parts[j], around) or _one_object(parts[i] | parts[j], s, around)):
+                    continue
                 if best is None or fit < best[0]:
                     best = (fit, i, j)
         if best is None:
@@ -334,7 +369,20 @@ def _merge_compatible(parts: list[np.ndarray], img: np.ndarray, s: DetectSetting
     return parts
 
 
-def _merge_patterns(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
+def _is_cap(a: np.ndarray, b: np.ndarray, around: Surround | None) -> bool:
+    """True when one of two white or gray regions is a flat strip lying on top of the other across its width:
+    the lit top face of a neutral solid, cut from its sides by a floor-coloured rim."""
+    if around is None or around.neutral[a].mean() <= 0.5 or around.neutral[b].mean() <= 0.5:
+        return False
+    (tx0, ty0, tx1, ty1), (bx0, by0, bx1, _) = sorted((mask_box(a), mask_box(b)), key=lambda t: t[1] + t[3])
+    flat = ty1 - ty0 <= 0.4 * (tx1 - tx0)
+    on_top = by0 - 2 <= ty1 <= by0 + 0.5 * (ty1 - ty0) and ty0 < by0
+    across = min(tx1, bx1) - max(tx0, bx0) >= 0.7 * max(tx1 - tx0, bx1 - bx0)
+    return bool(flat and on_top and across)
+
+
+def _merge_patterns(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings,
+                    around: Surround | None = None) -> list[np.ndarray]:
     """Merge the pieces of a pattern into one object: growing from the largest region, the touching
     regions of one colour merge when there are two or more of them (stripes, dots, checks) or they share
     the body's colour (the body's own cells between checks), provided the union stays convex."""
@@ -351,11 +399,10 @@ def _merge_patterns(parts: list[np.ndarray], img: np.ndarray, s: DetectSettings)
         for color, members in groups.items():
             if len(members) < 2 and color != names[i]:
                 continue
-            union = parts[i]
-            for j in members:
-                union = _fill_gaps(union, parts[j])
-            if _solidity(union) >= s.merge_solidity and len(_split_region(union, s)) == 1:
-                parts[i] = union
+            union = parts[i] | np.any([parts[j] for j in members], axis=0)
+            if _one_object(union, s, around):
+                for j in members:
+                    parts[i] = _fill_gaps(parts[i], parts[j])
                 parts = [m for k, m in enumerate(parts) if k not in members]
                 names = [c for k, c in enumerate(names) if k not in members]
                 merged = True
@@ -386,10 +433,44 @@ def _blob_regions(blob: np.ndarray, labels: np.ndarray, img: np.ndarray, s: Dete
     return [m for m in _grow([m for _, m in seeds], blob) if m.any()]
 
 
-def _regions(fg: np.ndarray, labels: np.ndarray, img: np.ndarray, s: DetectSettings) -> list[np.ndarray]:
-    """Object regions: foreground blobs, each split by colour where it holds sizeable areas of two colours."""
+def _inside_hull(mask: np.ndarray) -> np.ndarray:
+    """Pixels (H, W) whose centres lie inside the convex hull of a mask."""
+    v = hull_polygon(mask)
+    out = np.zeros(mask.shape, dtype=bool)
+    if len(v) < 3:
+        return mask.copy()
+    x0, y0 = np.floor(v.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(v.max(axis=0)).astype(int)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    inside = _in_polygon(v, np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1))  # (P,)
+    out[y0:y1, x0:x1] = inside.reshape(y1 - y0, x1 - x0)
+    return out
+
+
+def _fill_hulls(parts: list[np.ndarray], around: Surround) -> list[np.ndarray]:
+    """Each region takes the pixels inside its convex hull that touch it and that may be its own (see
+    `Surround.occupied`): solids have convex silhouettes."""
+    taken = np.any(parts, axis=0) if parts else np.zeros(around.foreground.shape, dtype=bool)
+    out = []
+    for m in parts:
+        pool = around.occupied(m) & ~around.foreground & _inside_hull(m) & ~taken
+        if pool.any():
+            lab, _ = label_components(pool | m)
+            m = m | (pool & np.isin(lab, np.unique(lab[m])))
+            taken |= m
+        out.append(m)
+    return out
+
+
+def _regions(fg: np.ndarray, labels: np.ndarray, img: np.ndarray, s: DetectSettings,
+             shade: np.ndarray | None = None) -> list[np.ndarray]:
+    """Object regions: foreground blobs, each split by colour where it holds sizeable areas of two colours,
+    then by shape where one colour holds several convex solids; regions of one object merge back, and each
+    takes the pixels inside its hull that may be its own; `shade` (H, W) marks background pixels only a
+    shadow explains."""
     h, w = fg.shape
     lab, n = label_components(fg)
+    around = Surround(fg, np.isin(labels, NEUTRAL_INDEX), np.zeros_like(fg) if shade is None else shade)
     min_area = max(4, s.min_area * h * w)
     areas = np.bincount(lab.ravel(), minlength=n + 1)
     out = []
@@ -404,8 +485,8 @@ def _regions(fg: np.ndarray, labels: np.ndarray, img: np.ndarray, s: DetectSetti
         for part in _blob_regions(_fill_holes(blob[crop]), labels[crop], img[crop], s, min_area):
             full = np.zeros((h, w), dtype=bool)
             full[y0:y1, x0:x1] = part
-            out.extend(_split_region(full, s))
-    return _merge_patterns(_merge_compatible(out, img, s), img, s)
+            out.extend(_split_region(full, s, around))
+    return _fill_hulls(_merge_patterns(_merge_compatible(out, img, s, around), img, s, around), around)
 
 
 # ----------------------------------------------------------------------------- geometry of a region
@@ -479,6 +560,7 @@ def shape_features(mask: np.ndarray, image: np.ndarray, others: np.ndarray | Non
     gx = np.abs(np.diff(lum, axis=1))[(m[:, 1:] & m[:, :-1])]
     g = np.concatenate([gx, gy]) / max(float(inner.mean()), 1.0)
     sharp = float((g > 0.12).mean()) if g.size else 0.0
+    flat = _flatness(m, lum)
     feats = [
         area / (w * h),
         math.log(w / h),
@@ -492,7 +574,29 @@ def shape_features(mask: np.ndarray, image: np.ndarray, others: np.ndarray | Non
         float(top.min() - np.median(top)),
         float(bot.max() - np.median(bot)),
     ]
-    return np.concatenate([feats, wprof, tprof, bprof, cprof, contact]).astype(np.float64)
+    return np.concatenate([feats, wprof, tprof, bprof, cprof, contact, flat]).astype(np.float64)
+
+
+def _flatness(m: np.ndarray, lum: np.ndarray) -> np.ndarray:
+    """Shading texture (4,) of a region's core, mask and luminance (h, w): the shares of pixels without a
+    horizontal and without a vertical luminance change (flat faces of cubes and pyramids stay constant,
+    curved sides of cylinders, cones and spheres ramp), and the shares of the one and three most common
+    luminance levels; robust to occlusion, which cuts a silhouette but not its shading."""
+    core = erode(m)
+    if core.sum() < 6:
+        return np.zeros(4)
+    mean = max(float(lum[core].mean()), 1.0)
+    pad = np.pad(lum, 1, mode="edge")
+    across = (pad[:-2, 1:-1] + pad[1:-1, 1:-1] + pad[2:, 1:-1]) / 3.0  # (h, w) smoothed along columns
+    along = (pad[1:-1, :-2] + pad[1:-1, 1:-1] + pad[1:-1, 2:]) / 3.0  # (h, w) smoothed along rows
+    gx = np.abs(np.diff(across, axis=1)) / mean  # (h, w - 1)
+    gy = np.abs(np.diff(along, axis=0)) / mean  # (h - 1, w)
+    ok_x, ok_y = core[:, 1:] & core[:, :-1], core[1:] & core[:-1]
+    flat_x = float((gx[ok_x] < 0.01).mean()) if ok_x.any() else 0.0
+    flat_y = float((gy[ok_y] < 0.01).mean()) if ok_y.any() else 0.0
+    levels, _ = np.histogram(lum[core] / mean, bins=np.arange(0.0, 2.5, 0.02))
+    total = max(int(levels.sum()), 1)
+    return np.array([flat_x, flat_y, np.sort(levels)[-3:].sum() / total, levels.max() / total])
 
 
 # ----------------------------------------------------------------------------- shape classifier
@@ -614,8 +718,10 @@ def _cross(o, a, b) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def _concavities(mask: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """(depth, deepest point (x, y)) of each pocket between a mask and its convex hull, deepest first."""
+def _concavities(mask: np.ndarray, occupied: np.ndarray | None = None) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """(depth, deepest point (x, y), inward unit normal (x, y)) of each pocket between a mask and its convex
+    hull, deepest first; the normal points from the nearest hull edge into the pocket. Pixels `occupied` by
+    other regions are no pocket: there the silhouette is cut by a nearer object, not bounded by its own."""
     v = hull_polygon(mask)
     if len(v) < 3:
         return []
@@ -624,25 +730,91 @@ def _concavities(mask: np.ndarray) -> list[tuple[float, np.ndarray]]:
     q = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1)  # (P, 2) pixel centres
     a, b = v, np.roll(v, -1, axis=0)  # (E, 2) edges
     ab = b - a
-    cross = ab[None, :, 0] * (q[:, None, 1] - a[None, :, 1]) - ab[None, :, 1] * (q[:, None, 0] - a[None, :, 0])
-    sign = np.sign(cross.sum(axis=1, keepdims=True))
-    inside = (cross * sign >= -1e-9).all(axis=1).reshape(h, w)
+    inside = _in_polygon(v, q).reshape(h, w)
     t = np.clip(((q[:, None, :] - a[None]) * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0, 1)
-    dist = np.linalg.norm(q[:, None, :] - (a[None] + t[..., None] * ab[None]), axis=-1).min(axis=1).reshape(h, w)
-    pocket = inside & ~mask
+    foot = a[None] + t[..., None] * ab[None]  # (P, E, 2) nearest point of each edge
+    dists = np.linalg.norm(q[:, None, :] - foot, axis=-1)  # (P, E)
+    nearest = dists.argmin(axis=1)  # (P,)
+    dist = dists.min(axis=1).reshape(h, w)
+    pocket = inside & ~mask if occupied is None else inside & ~mask & ~occupied
     lab, n = label_components(pocket)
     out = []
     for k in range(1, n + 1):
-        m = lab == k
-        d = np.where(m, dist, -1.0)
+        d = np.where(lab == k, dist, -1.0)
         i = int(np.argmax(d))
-        out.append((float(d.flat[i]), np.array([i % w + 0.5, i // w + 0.5])))
+        normal = q[i] - foot[i, nearest[i]]
+        out.append((float(d.flat[i]), q[i].copy(), normal / max(float(np.linalg.norm(normal)), 1e-9)))
     return sorted(out, key=lambda t: -t[0])
 
 
-def _split_region(m: np.ndarray, s: DetectSettings, depth: int = 0) -> list[np.ndarray]:
-    """Split a region holding several touching objects of one colour along the line joining its two deepest
-    concavities (convex solids have convex silhouettes); recursive, at most three levels."""
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected piece of a mask."""
+    lab, k = label_components(mask)
+    if k <= 1:
+        return mask
+    return lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
+
+
+def _deficit(mask: np.ndarray, occupied: np.ndarray | None = None) -> float:
+    """Convex hull area minus area, less the `occupied` pixels inside the hull: how far a mask is from
+    convex where nothing nearer covers it, in pixels."""
+    v = hull_polygon(mask)
+    if len(v) < 3:
+        return 0.0
+    area = 0.5 * abs(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
+    covered = 0
+    if occupied is not None and occupied.any():
+        ys, xs = np.nonzero(occupied)
+        covered = int(_in_polygon(v, np.stack([xs + 0.5, ys + 0.5], 1)).sum())
+    return max(float(area) - float(mask.sum()) - covered, 0.0)
+
+
+def _in_polygon(v: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Which points q (P, 2) lie inside or on the convex polygon v (E, 2), (P,) bool."""
+    ab = np.roll(v, -1, axis=0) - v  # (E, 2)
+    cross = ab[None, :, 0] * (q[:, None, 1] - v[None, :, 1]) - ab[None, :, 1] * (q[:, None, 0] - v[None, :, 0])
+    return (cross * np.sign(cross.sum(axis=1, keepdims=True)) >= -1e-9).all(axis=1)  # (P,)
+
+
+def _halves(mask: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two connected parts of a mask (h, w) cut along the line through `point` (x, y) in `direction`:
+    each side keeps its largest piece and stray pieces go to the other side."""
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    side = direction[0] * (yy + 0.5 - point[1]) - direction[1] * (xx + 0.5 - point[0]) > 0  # (h, w)
+    a = _largest(mask & side)
+    b = _largest(mask & ~a)
+    return mask & ~b, b
+
+
+def _cut_deficit(a: np.ndarray, b: np.ndarray, occupied: np.ndarray | None) -> float:
+    """Non-convexity left by cutting a region into parts a and b (h, w): one part, the nearer solid, must be
+    convex by itself; the farther one may be concave where the nearer one covers it."""
+    occ_a = b if occupied is None else occupied | b
+    occ_b = a if occupied is None else occupied | a
+    return min(_deficit(a, occupied) + _deficit(b, occ_b), _deficit(a, occ_a) + _deficit(b, occupied))
+
+
+def _cut_lines(pockets: list[tuple[float, np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Candidate cuts (point, direction): through each pair of pockets, and through each pocket at a fan of
+    angles around its inward normal (one pocket is all two overlapping solids leave on a straight contour)."""
+    lines = []
+    for i, (_, p, _) in enumerate(pockets):
+        for _, q, _ in pockets[i + 1 :]:
+            if np.linalg.norm(q - p) > 1.0:
+                lines.append((p, q - p))
+    for _, p, n in pockets:
+        base = math.atan2(n[1], n[0])
+        for off in np.radians(np.arange(-75, 76, 15)):
+            lines.append((p, np.array([math.cos(base + off), math.sin(base + off)])))
+    return lines
+
+
+def _split_region(m: np.ndarray, s: DetectSettings, around: Surround | None = None, depth: int = 0) -> list[np.ndarray]:
+    """Split a region holding several touching objects of one colour (convex solids have convex silhouettes):
+    among straight cuts through its concavities, the one leaving the two most convex parts, when that removes
+    most of the region's non-convexity; recursive, at most three levels. A concavity that something else
+    may fill (see `Surround.occupied`) is a nearer object's bite, not a gap between two solids."""
     area = float(m.sum())
     hull = convex_hull_area(m)
     if depth >= 3 or hull <= 0 or area / hull >= s.split_solidity:
@@ -650,26 +822,29 @@ def _split_region(m: np.ndarray, s: DetectSettings, depth: int = 0) -> list[np.n
     y0, x0 = np.min(np.nonzero(m), axis=1)
     y1, x1 = np.max(np.nonzero(m), axis=1) + 1
     crop = m[y0:y1, x0:x1]
-    pockets = [p for p in _concavities(crop) if p[0] >= max(1.5, s.split_depth * math.sqrt(area))]
-    if len(pockets) < 2:
+    occ = None if around is None else around.occupied(m)[y0:y1, x0:x1]
+    smooth = dilate(erode(crop)) & crop  # without one-pixel spurs and stray rim pixels
+    min_depth = max(1.5, s.split_depth * math.sqrt(area))
+    pockets = [p for p in _concavities(smooth if smooth.sum() > 0.8 * area else crop, occ) if p[0] >= min_depth][:4]
+    if not pockets:
         return [m]
-    p1, p2 = pockets[0][1], pockets[1][1]
-    yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0]
-    side = (p2[0] - p1[0]) * (yy + 0.5 - p1[1]) - (p2[1] - p1[1]) * (xx + 0.5 - p1[0]) > 0
-    parts = []
-    for sel in (crop & side, crop & ~side):
-        lab, k = label_components(sel)
-        if k > 1:  # keep the largest piece; stray pixels go to the other side
-            sizes = np.bincount(lab.ravel())[1:]
-            sel = lab == int(np.argmax(sizes)) + 1
-        parts.append(sel)
-    if min(p.sum() for p in parts) < 0.1 * area:
+    before = _deficit(crop, occ)
+    min_part = max(0.04 * area, s.min_area * m.size, 4.0)
+    best = None
+    for point, direction in _cut_lines(pockets):
+        a, b = _halves(crop, point, direction)
+        if min(a.sum(), b.sum()) < min_part:
+            continue
+        left = _cut_deficit(a, b, occ)
+        if best is None or left < best[0]:
+            best = (left, a, b)
+    if best is None or before - best[0] < max(s.split_gain * before, s.split_gain_px * math.sqrt(area)):
         return [m]
     out = []
-    for p in parts:
+    for p in best[1:]:
         full = np.zeros_like(m)
         full[y0:y1, x0:x1] = p
-        out.extend(_split_region(full, s, depth + 1))
+        out.extend(_split_region(full, s, around, depth + 1))
     return out
 
 
@@ -691,19 +866,33 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     img = to_array(image)
     h, w, _ = img.shape
     bg, noise = estimate_background(img, s)
-    fg = foreground_mask(img, bg, noise, s)
+    fg, shade = background_masks(img, bg, noise, s)
     labels = np.full((h, w), -1, dtype=np.int64)
     if fg.any():
         labels[fg] = name_colors(img[fg])
     masks = []
-    for m in _regions(fg, labels, img, s):
+    for m in _regions(fg, labels, img, s, shade):
         if m.sum() < max(4, s.min_area * h * w):
             continue
         x0, y0, x1, y1 = mask_box(m)
-        if x1 - x0 < s.min_side or y1 - y0 < s.min_side:
+        if x1 - x0 < s.min_side or y1 - y0 < s.min_side or _horizon_streak(m, img, bg, s):
             continue
         masks.append(m)
     return Segmentation(img, bg, noise, fg, labels, masks)
+
+
+def _horizon_streak(m: np.ndarray, img: np.ndarray, bgs: np.ndarray, s: DetectSettings) -> bool:
+    """True for a thin horizontal streak whose pixels blend the background rows above and below it: the
+    horizon between two objects that hide both border strips, where the row model can only interpolate."""
+    x0, y0, x1, y1 = mask_box(m)
+    if y1 - y0 > 2 * s.min_side or x1 - x0 < 4 * (y1 - y0):
+        return False
+    ys, xs = np.nonzero(m)
+    up, down = bgs[1][ys], bgs[2][ys]  # (N, 3) nearest agreeing rows above and below
+    d = down - up
+    t = np.clip(((img[ys, xs] - up) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-9), 0.0, 1.0)  # (N,)
+    off = np.linalg.norm(img[ys, xs] - (up + t[:, None] * d), axis=1)
+    return bool((off < 2 * s.min_tol).mean() >= 0.8)
 
 
 def analyze(image: Any, settings: DetectSettings | None = None, model: ShapeModel | None = None) -> Analysis:

@@ -67,7 +67,7 @@ def labelled_regions(n_scenes: int, seed: int, size: int = 128) -> tuple[np.ndar
     return np.stack(xs), np.array(ys)
 
 
-def fit(n_scenes: int, seed: int = 0, hidden: int = 64) -> tuple[ShapeModel, float]:
+def fit(n_scenes: int, seed: int = 0, hidden: int = 32) -> tuple[ShapeModel, float]:
     """A classifier fitted on 80% of the regions of n_scenes scenes, and its accuracy on the other 20%."""
     x, y = labelled_regions(n_scenes, seed)
     rng = np.random.default_rng(seed + 1)

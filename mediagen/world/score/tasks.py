@@ -11,9 +11,18 @@ modes add (sizes are fractions of the image so one record serves every resolutio
 - i2i: `"source": SceneSpec dict, "strength": s`: the input is the render of `source` (the record's scene
   with one attribute wrong); the output must keep its layout and satisfy the record;
 - control (any image mode): `"control": "edge" | "depth" | "seg" | "pose"`: the map is rendered from `scene`;
-- t2v (tag "motion", no `include`): `"clip": ClipSpec dict, "frames": n, "fps": f, "motions": [...]`: the
-  prompt is the clip's caption and `motions` its `motion_specs` records that state a direction; the
-  output's tracked objects must move that way (identity kept is reported alongside).
+- video modes (tag "motion" or "sound", no `include`): `"clip": ClipSpec dict, "frames": n, "fps": f,
+  "pan": "left" | "right" | "none", "motions": [...]`: the prompt is the clip's caption and `motions` its
+  `motion_specs` records that state a direction; the output's tracked objects must move that way, seen
+  by the first frame's camera (identity kept is reported alongside);
+  - t2v: the prompt alone;
+  - i2v: the input is the clip's first frame, which the output must keep;
+  - v2v: the input is the render of `clip`; `"target": ClipSpec dict` is the same clip with every item
+    recoloured (`"recolor": {old: new}`) on another background, which the prompt describes; every
+    object of the input must keep its path and take its new colour;
+  - tag "sound" adds `"sound": {"events": [seconds], "spans": [[start, stop], ...]}`: the request asks
+    for a soundtrack, whose impact onsets must fall on the clip's event times and which must stay silent
+    outside the spans where the world's sounds ring.
 The world itself answers every task exactly (`world_output`), which gives the upper bound of each score.
 """
 
@@ -36,8 +45,13 @@ from mediagen.world.score.geneval import check_record, judge
 from mediagen.world.score.wrong import DEFAULT_CORRUPTION, wrong_spec
 from mediagen.world.spec import SceneSpec
 
-MODES = ("t2i", "i2i", "inpaint", "outpaint", "t2v")
-VIDEO_TAG = "motion"  # the category of text-to-video records
+MODES = ("t2i", "i2i", "inpaint", "outpaint", "t2v", "i2v", "v2v")
+VIDEO_MODES = ("t2v", "i2v", "v2v")
+VIDEO_TAG = "motion"  # the category of video records judged on motion
+SOUND_TAG = "sound"  # the category of video records with a soundtrack
+VIDEO_TAGS = (VIDEO_TAG, SOUND_TAG)
+V2V_STRENGTH = 0.7
+SOUND_RING_SLACK = 0.5  # share of a sound's length it may ring on past the world's own
 CONTROL_KINDS = ("edge", "depth", "seg", "pose")
 MASK_PAD = 0.04  # share of the image added around a removed object's box
 OUTPAINT_SHARE = 0.25  # share of the output width added for outpainting
@@ -56,9 +70,19 @@ class Task:
     extend: tuple[int, int, int, int] | None = None
     strength: float | None = None
     control: tuple[str, Image.Image] | None = None
-    world: Any = field(default=None, repr=False)  # PIL image, or a list of frames for t2v
+    world: Any = field(default=None, repr=False)  # PIL image, or a ClipOutput for the video modes
     frames: int | None = None
     fps: float | None = None
+    video: list[Image.Image] | None = field(default=None, repr=False)  # v2v input clip
+
+
+@dataclass
+class ClipOutput:
+    """A clip to score: its frames (PIL images or arrays) and, when it has one, its mono soundtrack."""
+
+    frames: list[Any]
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
 
 
 # ----------------------------------------------------------------------------- records
@@ -66,11 +90,15 @@ class Task:
 
 def make_records(tag: str, count: int, rng: np.random.Generator, mode: str = "t2i", control: str | None = None,
                  split: str = "test") -> list[dict[str, Any]]:
-    """`count` records of one GenEval tag (or of "motion" for t2v) with the fields `mode` (and `control`) need."""  # fmt: skip
-    if mode == "t2v" or tag == VIDEO_TAG:
-        if mode != "t2v" or tag != VIDEO_TAG:
-            raise RequestError(f"text-to-video records are made with --mode t2v and the category {VIDEO_TAG!r}")
-        return make_video_records(count, rng, split)
+    """`count` records of one GenEval tag (or of "motion" / "sound" for the video modes) with the fields
+    `mode` (and `control`) need."""  # fmt: skip
+    if mode in VIDEO_MODES or tag in VIDEO_TAGS:
+        if mode not in VIDEO_MODES or tag not in VIDEO_TAGS:
+            raise RequestError(f"video records are made with --mode {' / '.join(VIDEO_MODES)} and the category "
+                               f"{' or '.join(VIDEO_TAGS)}")  # fmt: skip
+        if control:
+            raise RequestError("control maps are not made for video records: leave out --control")
+        return make_video_records(count, rng, split, mode=mode, sound=tag == SOUND_TAG)
     if tag not in GENEVAL_TAGS:
         raise RequestError(f"unknown category {tag!r}; expected one of {', '.join(GENEVAL_TAGS)}")
     _check_mode(mode, control)
@@ -95,22 +123,63 @@ def make_records(tag: str, count: int, rng: np.random.Generator, mode: str = "t2
 
 
 def make_video_records(count: int, rng: np.random.Generator, split: str = "test", n_frames: int = 16,
-                       fps: float = 8.0) -> list[dict[str, Any]]:
-    """`count` text-to-video records: clips without a pan in which at least one object moves one way."""  # fmt: skip
-    from mediagen.world.clip_captions import describe_clip, motion_specs
+                       fps: float = 8.0, mode: str = "t2v", sound: bool = False) -> list[dict[str, Any]]:
+    """`count` video records from sampled clips (pans and figures included): clips in which at least one
+    item moves one way, or with `sound` any clip (with impacts or without) and its soundtrack's events."""  # fmt: skip
+    from mediagen.world.clip_captions import camera_motion, describe_clip, motion_specs
     from mediagen.world.clips import render_clip, sample_clip
 
     out: list[dict[str, Any]] = []
     while len(out) < count:
-        spec = sample_clip(rng, n_frames=n_frames, fps=fps, split=split, pan_prob=0.0, figure_prob=0.0)
+        spec = sample_clip(rng, n_frames=n_frames, fps=fps, split=split)
         clip = render_clip(spec, 64, 64, antialias=False)
         motions = [m for m in motion_specs(clip) if m["direction"]]
-        if not motions:
+        if not motions and not sound:
             continue
-        out.append({"tag": VIDEO_TAG, "prompt": describe_clip(clip, rng, split=split, sound_prob=0.0).text,
-                    "clip": spec.to_dict(), "frames": n_frames, "fps": fps,
-                    "motions": [{k: m[k] for k in ("id", "attributes", "direction", "segment", "speed")} for m in motions]})  # fmt: skip
+        rec = {"tag": SOUND_TAG if sound else VIDEO_TAG, "clip": spec.to_dict(), "frames": n_frames, "fps": fps,
+               "pan": camera_motion(clip) or "none",
+               "motions": [{k: m[k] for k in ("id", "attributes", "motion", "direction", "segment", "speed")} for m in motions]}  # fmt: skip
+        if mode == "v2v":
+            target, recolor = restyle_clip(spec, rng)
+            clip = render_clip(target, 64, 64, antialias=False)
+            rec.update(target=target.to_dict(), recolor=recolor, strength=V2V_STRENGTH)
+            rec["motions"] = [{k: m[k] for k in ("id", "attributes", "motion", "direction", "segment", "speed")}
+                              for m in motion_specs(clip) if m["direction"]]  # fmt: skip
+        rec["prompt"] = describe_clip(clip, rng, split=split, sound_prob=1.0 if sound else 0.0).text
+        if sound:
+            rec["sound"] = clip_sound(clip)
+        out.append(rec)
     return out
+
+
+def clip_sound(clip: Any) -> dict[str, list]:
+    """Event times (seconds) of a clip and the spans (seconds) where the world's sounds of them ring."""
+    from mediagen.world.score.audio import clip_event_times
+    from mediagen.world.sound import SAMPLE_RATE, event_spans
+
+    spans = [[round(a / SAMPLE_RATE, 4), round(b / SAMPLE_RATE, 4)] for a, b in event_spans(clip)]
+    return {"events": [round(t, 4) for t in clip_event_times(clip)], "spans": spans}
+
+
+def restyle_clip(spec: Any, rng: np.random.Generator) -> tuple[Any, dict[str, str]]:
+    """The same clip (same motion) with every item colour moved to another palette colour, one to one
+    (objects, their patterns, figures), on another background; returns it and the colour map used."""
+    from dataclasses import replace
+
+    from mediagen.world.spec import BACKGROUNDS, COLORS
+
+    sc = spec.scene
+    used = sorted({o.color for o in sc.objects} | {o.pattern_color for o in sc.objects if o.pattern != "none"}
+                  | {f.color for f in sc.figures})  # fmt: skip
+    while True:
+        perm = dict(zip(COLORS, (str(c) for c in rng.permutation(COLORS))))
+        if all(perm[c] != c for c in used):
+            break
+    objects = [replace(o, color=perm[o.color], pattern_color=perm[o.pattern_color]) for o in sc.objects]
+    figures = [replace(f, color=perm[f.color]) for f in sc.figures]
+    background = str(rng.choice([b for b in BACKGROUNDS if b != sc.background]))
+    scene = replace(sc, objects=objects, figures=figures, background=background)
+    return replace(spec, scene=scene), {c: perm[c] for c in used}
 
 
 def _check_mode(mode: str, control: str | None) -> None:
@@ -170,8 +239,8 @@ def control_map(r: Render, kind: str) -> np.ndarray:
 
 def prepare(rec: dict[str, Any], mode: str, width: int = 128, height: int = 128, with_world: bool = True) -> Task:
     """Inputs of a record for `mode` at width x height, and (when `with_world`) the world's own answer."""
-    if mode == "t2v":
-        return _prepare_video(rec, width, height, with_world)
+    if mode in VIDEO_MODES:
+        return _prepare_video(rec, mode, width, height, with_world)
     check_record(rec)
     control = rec.get("control")
     _check_mode(mode, control)
@@ -211,20 +280,39 @@ def prepare(rec: dict[str, Any], mode: str, width: int = 128, height: int = 128,
     return task
 
 
-def _prepare_video(rec: dict[str, Any], width: int, height: int, with_world: bool) -> Task:
-    """A text-to-video task: frame count and rate, and the world's clip."""
-    from mediagen.world.clips import render_clip
+def _clip_spec(rec: dict[str, Any], key: str) -> Any:
+    """The ClipSpec under `key` of a video record."""
     from mediagen.world.physics import ClipSpec
 
-    if not isinstance(rec.get("motions"), list) or "clip" not in rec:
-        raise RequestError(f"t2v record {rec.get('prompt')!r}: needs 'clip' and 'motions' (make one with --make-prompts motion --mode t2v)")
     try:
-        spec = ClipSpec.from_dict(rec["clip"])
+        return ClipSpec.from_dict(rec[key])
     except (TypeError, ValueError, KeyError) as e:
-        raise RequestError(f"t2v record {rec.get('prompt')!r}: bad 'clip': {e}") from None
-    task = Task(rec, "t2v", width, height, frames=int(rec.get("frames", spec.n_frames)), fps=float(rec.get("fps", spec.fps)))
+        raise RequestError(f"video record {rec.get('prompt')!r}: bad {key!r}: {e}") from None
+
+
+def _prepare_video(rec: dict[str, Any], mode: str, width: int, height: int, with_world: bool) -> Task:
+    """A video task: frame count and rate, the first frame (i2v) or input clip (v2v), and the world's clip
+    (with its soundtrack when the record has sounds)."""
+    from mediagen.world.clips import render_clip
+    from mediagen.world.physics import simulate
+    from mediagen.world.sound import SAMPLE_RATE, render_soundtrack
+
+    if not isinstance(rec.get("motions"), list) or "clip" not in rec:
+        raise RequestError(f"video record {rec.get('prompt')!r}: needs 'clip' and 'motions' "
+                           f"(make one with --make-prompts motion --mode {mode})")  # fmt: skip
+    if mode == "v2v" and "target" not in rec:
+        raise RequestError(f"v2v record {rec.get('prompt')!r}: needs 'target' (make one with --make-prompts motion --mode v2v)")
+    spec = _clip_spec(rec, "clip")
+    task = Task(rec, mode, width, height, frames=int(rec.get("frames", spec.n_frames)), fps=float(rec.get("fps", spec.fps)))
+    if mode == "i2v":
+        task.image = _pil(render_scene(simulate(spec).scene(0), width, height).image)  # the clip's first frame
+    if mode == "v2v":
+        task.video = [_pil(f) for f in render_clip(spec, width, height).images]
+        task.strength = float(rec.get("strength", V2V_STRENGTH))
     if with_world:
-        task.world = [_pil(f) for f in render_clip(spec, width, height).images]
+        clip = render_clip(_clip_spec(rec, "target") if mode == "v2v" else spec, width, height)
+        audio = render_soundtrack(clip) if "sound" in rec else None
+        task.world = ClipOutput([_pil(f) for f in clip.images], audio, SAMPLE_RATE if audio is not None else None)
     return task
 
 
@@ -236,15 +324,8 @@ def score(task: Task, image: Any, settings: DetectSettings | None = None,
     """Scores of one output image for its task; `correct` is the verdict that the per-tag accuracy counts."""  # fmt: skip
     rec = task.record
     out: dict[str, Any] = {}
-    if task.mode == "t2v":
-        from mediagen.world.score.video import score_identity, score_motion, track
-
-        frames = list(image)
-        tracks = track(frames, settings, model)
-        motion = score_motion(frames, rec["motions"], task.fps, tracks=tracks)
-        ident = score_identity(frames, tracks=tracks)
-        return {"correct": motion.correct, "motion": motion.score, "identity": ident.score,
-                "reasons": [f"{i['expected']} found {i['found']}" for i in motion.values["items"] if not i["correct"]]}  # fmt: skip
+    if task.mode in VIDEO_MODES:
+        return score_video(task, image, settings, model)
     if task.mode == "inpaint":
         s = score_inpaint(task.image, image, task.mask, settings=settings, model=model)
         dets = detect_objects(image, settings, model)
@@ -272,6 +353,72 @@ def score(task: Task, image: Any, settings: DetectSettings | None = None,
     return out
 
 
+def as_clip(output: Any) -> ClipOutput:
+    """A video output (a ClipOutput, or a list of frames) as a ClipOutput."""
+    if isinstance(output, ClipOutput):
+        return output
+    if isinstance(output, (list, tuple)) or (isinstance(output, np.ndarray) and output.ndim == 4):
+        return ClipOutput(list(output))
+    raise RequestError(f"a video output must be a list of frames, got {type(output).__name__}")
+
+
+def score_video(task: Task, output: Any, settings: DetectSettings | None = None,
+                model: ShapeModel | None = None) -> dict[str, Any]:
+    """Scores of one output clip: motion as stated (pan removed) and identity kept; the first frame kept
+    (i2v); every input object's path kept and its asked colour taken (v2v); the soundtrack's onsets on
+    the events and silence elsewhere (records with sounds)."""  # fmt: skip
+    from mediagen.world.score.video import (
+        score_first_frame,
+        score_identity,
+        score_motion,
+        score_trajectory,
+        track,
+    )
+
+    rec, clip = task.record, as_clip(output)
+    frames = clip.frames
+    tracks = track(frames, settings, model)
+    motion = score_motion(frames, rec["motions"], task.fps, tracks=tracks, pan=rec.get("pan"))
+    out: dict[str, Any] = {"motion": motion.score, "identity": score_identity(frames, tracks=tracks).score,
+                           "pan_degrees": (motion.values.get("pan") or {}).get("degrees"),
+                           "reasons": [f"{i['expected']} found {i['found']}" for i in motion.values["items"] if not i["correct"]]}  # fmt: skip
+    correct = motion.correct
+    if task.mode == "i2v":
+        first = score_first_frame(frames, task.image)
+        out["first_frame"] = first.score
+        correct = correct and first.correct
+        if not first.correct:
+            out["reasons"].append(f"first frame: {first.score:.2f} of the pixels kept")
+    if task.mode == "v2v":
+        traj = score_trajectory(frames, task.video, settings, model, recolor=rec.get("recolor"))
+        out.update(trajectory=traj.score, path_distance=traj.values["distance"], colors=traj.values.get("colors"))
+        correct = correct and traj.correct
+        if not traj.correct:
+            out["reasons"].append(f"paths or colours not kept (distance {traj.values['distance']})")
+    if "sound" in rec:
+        sound = _score_sound(rec["sound"], clip)
+        out.update(sound)
+        correct = correct and sound["audio_correct"]
+        if not sound["audio_correct"]:
+            out["reasons"].append(sound.get("audio_problem") or f"soundtrack: F1 {sound['audio_f1']:.2f}, quiet {sound['audio_quiet']:.2f}")
+    out["correct"] = bool(correct)
+    return out
+
+
+def _score_sound(expected: dict[str, Any], clip: ClipOutput) -> dict[str, Any]:
+    """Soundtrack scores of a clip against a record's sound events: onsets F1, quiet share, offsets."""
+    from mediagen.world.score.audio import score_soundtrack
+
+    if clip.audio is None or clip.sample_rate is None:
+        return {"audio": 0.0, "audio_correct": False, "audio_f1": 0.0, "audio_quiet": 0.0,
+                "audio_problem": "the output has no soundtrack"}  # fmt: skip
+    spans = [(a, b + SOUND_RING_SLACK * (b - a)) for a, b in expected.get("spans", [])]
+    s = score_soundtrack(clip.audio, int(clip.sample_rate), expected.get("events", []), spans)
+    offset = s.values["max_offset_s"]
+    return {"audio": s.score, "audio_correct": s.correct, "audio_f1": s.values["f1"], "audio_quiet": s.values["quiet"],
+            "audio_max_offset_ms": None if offset is None else round(1000 * offset, 1)}  # fmt: skip
+
+
 def _targets_inside(rec: dict[str, Any], dets: list, mask: np.ndarray) -> bool:
     """Every removed include entry is detected (class, colour if stated, count) mostly inside the mask."""
     inside = [d for d in dets if (d.mask & mask).sum() >= 0.5 * d.area]
@@ -287,6 +434,8 @@ def _targets_inside(rec: dict[str, Any], dets: list, mask: np.ndarray) -> bool:
 
 def as_array(image: Any) -> np.ndarray:
     """An output image as uint8 (H, W, 3); a clip becomes a strip of its first, middle and last frames."""
+    if isinstance(image, ClipOutput):
+        image = image.frames
     if isinstance(image, (list, tuple)):
         picks = [image[0], image[len(image) // 2], image[-1]]
         return np.concatenate([as_array(f) for f in picks], axis=1)
