@@ -2,6 +2,7 @@
 
     python benchmarks/world_scores.py --n 200          # GenEval categories: 200 prompts each
     python benchmarks/world_scores.py --n 50 --sections geneval,control
+    python benchmarks/world_scores.py --n 200 --n-other 200 --sections geneval,control --seed 1   # other scenes
 
 GenEval: the render of `spec_from_prompt_meta(record)` against a render of the same scene with the
 category's corruption (wrong shape, wrong colour, swapped colours, one object more or fewer, swapped
