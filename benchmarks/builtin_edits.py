@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,7 @@ def main() -> None:
     a = p.parse_args()
 
     from mediagen.api import Mediagen
+    from mediagen.media import atomic_write
 
     api = Mediagen()
     loaded = api.model(a.model)
@@ -107,11 +107,7 @@ def main() -> None:
     results["seconds"] = round(time.time() - t0, 1)
     results["load_average"] = round(os.getloadavg()[0], 2)
     if a.json is not None:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=a.json.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, a.json)
+        atomic_write(a.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2)))
 
 
 if __name__ == "__main__":

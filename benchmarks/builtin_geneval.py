@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     a = p.parse_args()
 
+    from mediagen.media import atomic_write
     from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report, run
 
     records, seen = [], {}
@@ -45,11 +45,7 @@ def main() -> None:
     for tag, v in rep["tags"].items():
         print(f"  {tag:<14} {v['accuracy']:.3f}  (n={v['n']})")
     if a.json is not None:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=a.json.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, a.json)
+        atomic_write(a.json, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
 
 
 if __name__ == "__main__":
