@@ -16,7 +16,7 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     run, out = tmp_path / "run", tmp_path / "weights"
     common = ["--run", str(run), "--threads", str(torch.get_num_threads())]
     assert train.main([*common, "data", "--scenes", "48", "--shard-size", "24", "--size", "64", "--heldout", "8",
-                       "--captions", "2"]) == 0
+                       "--captions", "2", "--prompt-share", "0.5"]) == 0
     assert len(list((run / "data" / "shards").glob("shard_*.npz"))) == 2
     assert train.main([*common, "ae", "--max-steps", "60", "--batch", "8", "--crop", "32", "--ae-channels", "8",
                        "16", "16", "--eval-images", "8"]) == 0
@@ -25,7 +25,8 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     assert train.main([*common, "unet", "--max-steps", "30", *tiny]) == 0
     ck = train.load_checkpoint(run / "unet_last.pt")
     assert ck["step"] == 30
-    assert train.main([*common, "unet", "--max-steps", "50", "--resume", *tiny]) == 0
+    assert train.main([*common, "unet", "--max-steps", "50", "--resume", "--p-prompt", "0.5", "--decay-from", "30",
+                       "--decay-until", "50", *tiny]) == 0
     assert train.load_checkpoint(run / "unet_last.pt")["step"] == 50
     with open(run / "unet_loss.csv") as f:
         rows = list(csv.DictReader(f))
@@ -38,3 +39,26 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     img = model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image
     assert img.size == (64, 64) and np.asarray(img).std() > 0
     assert "UNet: 50 steps" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_prompt_share_batches_use_the_prompt_caption():
+    rng = np.random.default_rng(0)
+    n = 40
+    prompted = np.arange(n) % 4 == 0  # every fourth scene was built from a prompt record
+    caps = np.array([[f"prompt {i}" if prompted[i] else f"world {i}a", f"world {i}b"] for i in range(n)])
+    ds = train.D.LatentSet(np.zeros((n, 4, 8, 8), np.float16), np.zeros((n, 8, 8), np.uint8), caps, prompted)
+    _, _, got = train.make_batch(rng, ds, 64, p_uncond=0.0, p_full=1.0, p_prompt=1.0)
+    assert all(c.startswith("prompt ") for c in got)
+    _, _, got = train.make_batch(rng, ds, 400, p_uncond=0.0, p_full=1.0, p_prompt=0.0)
+    share = np.mean([c.startswith("prompt ") for c in got])
+    assert 0.05 < share < 0.2  # uniform scenes and captions: a quarter of scenes, half of their captions
+    no_prompts = train.D.LatentSet(ds.latents, ds.instance, caps, np.zeros(n, bool))
+    _, _, got = train.make_batch(rng, no_prompts, 400, p_uncond=0.0, p_full=1.0, p_prompt=1.0)
+    assert len(got) == 400 and np.mean([c.startswith("prompt ") for c in got]) < 0.2  # falls back to uniform
+
+
+def test_lr_decay_is_linear_to_a_tenth():
+    assert train.lr_decay(5, None, None) == 1.0
+    assert train.lr_decay(99, 100, 200) == 1.0
+    assert abs(train.lr_decay(150, 100, 200) - 0.55) < 1e-9
+    assert train.lr_decay(200, 100, 200) == train.lr_decay(10_000, 100, 200) == 0.1

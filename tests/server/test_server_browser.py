@@ -145,15 +145,15 @@ def test_outpaint_with_a_live_canvas_preview(page, input_png):
 
 def test_live_progress_with_previews_and_cancel(page):
     page.select_option("#model", "tiny")
-    page.wait_for_selector(".tab[data-mode=t2i][aria-selected=true]")
+    page.wait_for_selector("body[data-model=tiny] .tab[data-mode=t2i][aria-selected=true]")  # its form, not the last
     page.fill("input[name=width]", "256")
     page.fill("input[name=height]", "256")
-    page.fill("input[name=steps]", "100")
+    page.fill("input[name=steps]", "400")  # about 20 s of work on 2 busy cores: still running at the checks
     page.fill("#prompt", "a slow one")
     page.click("#generate")
     page.wait_for_function("() => { const i = document.querySelector('#preview');"
                            " return !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=60_000)
-    page.wait_for_function("() => /Step \\d+\\/100/.test(document.querySelector('#progress-text').textContent)")
+    page.wait_for_function("() => /Step \\d+\\/400/.test(document.querySelector('#progress-text').textContent)")
     width = page.evaluate("() => parseFloat(document.querySelector('#bar-fill').style.width)")
     assert 0 < width < 100
     page.screenshot(path=str(ARTIFACTS / "progress.png"), full_page=True)

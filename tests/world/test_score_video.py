@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mediagen.errors import RequestError
-from mediagen.world import ObjectSpec, SceneSpec
+from mediagen.world import FigureSpec, ObjectSpec, SceneSpec
 from mediagen.world.clip_captions import camera_motion, motion_specs
 from mediagen.world.clips import render_clip, sample_clip
 from mediagen.world.geometry import project
@@ -101,6 +101,53 @@ def test_a_pan_without_still_items_takes_the_pan_the_prompt_allows(model):
     good, bad = judge_both_ways(clip, ms, model)
     assert good.correct and good.values["pan"]["source"] == "best fit", good.values
     assert not bad.correct, bad.values
+
+
+def test_an_item_that_moves_with_the_camera_is_not_taken_for_a_still_one(model):
+    """A lone cube slides right while the camera pans right: in the picture it hardly moves, which at a
+    small pan would read as standing still. The prompt says it moves, so the pan is not read from it."""
+    cube = ObjectSpec("cube", "yellow", "medium", x=-1.345, z=10.442, rotation=0.4915)
+    scene = SceneSpec(objects=[cube], camera=Camera(height=2.835, pitch=14.098, x=-0.046, yaw=0.634), background="dusk")
+    clip = render_clip(ClipSpec(scene, [Motion("slide", velocity=(1.125, 0.0, 0.388))], n_frames=16, fps=8.0,
+                                pan=5.876, friction=0.73), 128, 128)  # fmt: skip
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert ms[0]["direction"]["horizontal"] == "right"
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="right")
+    assert good.correct and good.values["pan"]["source"] == "best fit", good.values
+
+
+def test_a_track_broken_where_the_item_passes_behind_another_is_joined(model):
+    """A blue cube slides left behind a walking figure and a cone: its track breaks and the motion is judged
+    on the joined track."""
+    objs = [ObjectSpec("cube", "blue", "medium", x=0.276, z=8.709, rotation=0.6846),
+            ObjectSpec("cone", "white", "medium", "metal", x=-2.191, z=6.63, rotation=1.1911),
+            ObjectSpec("pyramid", "pink", "large", x=-3.459, z=10.493, rotation=0.1267)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="walking", x=-0.813, z=5.946, color="gray", facing=-1.851, height=1.837)],
+                      camera=Camera(height=3.037, pitch=13.881, x=-0.14, yaw=-2.832), background="slate")  # fmt: skip
+    motions = [Motion("slide", velocity=(-1.252, 0.0, -0.291), spin=-0.613), Motion("slide", velocity=(2.254, 0.0, -0.439)),
+               Motion("slide", velocity=(2.136, 0.0, 0.484)), Motion("walk", velocity=(1.1422, 0.0, 0.3287), stop=1.35, phase=4.0123)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, pan=-4.05, friction=0.899), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert ms[0]["attributes"]["color"] == "blue" and ms[0]["direction"]["horizontal"] == "left"
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="left")
+    assert good.correct, good.values
+
+
+def test_a_bouncing_ball_whose_base_is_hidden_is_judged_by_its_width(model):
+    """A red ball bounces away behind a striped cone sliding away in front of it, which hides the ball's base
+    from frame 7 on: the depth comes from the ball's shrinking width there."""
+    objs = [ObjectSpec("cone", "white", "small", pattern="stripes", pattern_color="yellow", x=-0.387, z=5.084, rotation=0.9665),
+            ObjectSpec("sphere", "gray", "medium", "metal", x=-0.753, z=10.394),
+            ObjectSpec("sphere", "red", "medium", x=0.304, z=6.225)]  # fmt: skip
+    scene = SceneSpec(objects=objs, camera=Camera(height=2.937, pitch=15.091, x=-0.028, yaw=0.839), background="slate")
+    motions = [Motion("slide", velocity=(-0.167, 0.0, 1.918), spin=0.999), Motion("roll", velocity=(-2.07, 0.0, -0.879)),
+               Motion("bounce", velocity=(-0.372, 2.533, 1.073))]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.959), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    ball = next(m for m in ms if m["motion"] == "bounces")
+    assert ball["direction"] == {"horizontal": "left", "depth": "away"}
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values
 
 
 @pytest.mark.parametrize("kind", ["bounce", "walk"])

@@ -244,11 +244,13 @@ def downsample_instance(inst: np.ndarray, factor: int) -> np.ndarray:
 
 @dataclass
 class LatentSet:
-    """Cached training set in RAM: scaled latents, cell-level instance maps and captions."""
+    """Cached training set in RAM: scaled latents, cell-level instance maps, captions, and which scenes were
+    built from a prompt record (their first caption is that prompt)."""
 
     latents: np.ndarray  # (N, C, h, w) float16
     instance: np.ndarray  # (N, h, w) uint8
     captions: np.ndarray  # (N, K) str
+    prompted: np.ndarray  # (N,) bool
 
     def __len__(self) -> int:
         return len(self.latents)

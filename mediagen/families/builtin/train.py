@@ -375,7 +375,7 @@ def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log
                     ) -> D.LatentSet:
     """Encode up to `max_new` shards not yet cached for this autoencoder, then load every cached one."""
     cache = run / "data" / f"latents_{ae_hash}"
-    parts = []
+    parts, prompted = [], []
     for shard in D.list_shards(run / "data"):
         out = cache / shard.name
         if not out.exists():
@@ -386,11 +386,20 @@ def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log
             max_new -= 1
             log(f"encoded {shard.name} in {time.time() - t0:.1f} s")
         parts.append(np.load(out))
+        prompted.append(shard_prompted(shard, len(parts[-1]["captions"])))
     if not parts:
         return D.LatentSet(np.zeros((0, ae.cfg.latent_channels, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8),
-                           np.zeros((0, 1), str))
+                           np.zeros((0, 1), str), np.zeros(0, bool))
     return D.LatentSet(np.concatenate([p["latents"] for p in parts]), np.concatenate([p["instance"] for p in parts]),
-                       np.concatenate([p["captions"] for p in parts]))
+                       np.concatenate([p["captions"] for p in parts]), np.concatenate(prompted))
+
+
+def shard_prompted(shard: Path, n: int) -> np.ndarray:
+    """(n,) bool: which scenes of a rendered shard were built from a prompt record (none in older shards)."""
+    with np.load(shard) as z:
+        if "prompt_metas" not in z.files:
+            return np.zeros(n, bool)
+        return np.char.str_len(z["prompt_metas"].astype(str)) > 0
 
 
 def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
@@ -399,17 +408,29 @@ def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
 
 
 def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float,
-               p_no_color: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+               p_no_color: float = 0.0, p_prompt: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w) and captions ('' = unconditional;
-    a share p_no_color of them without colour words)."""
+    a share p_no_color of them without colour words). A share p_prompt of the batch is drawn from the
+    prompt-record scenes with their prompt as caption; the rest uniformly, with a random caption."""
     idx = rng.integers(0, len(ds), batch)
+    by_prompt = (rng.random(batch) < p_prompt) & ds.prompted.any()  # (B,) bool
+    if by_prompt.any():
+        idx[by_prompt] = rng.choice(np.flatnonzero(ds.prompted), int(by_prompt.sum()))
     x0 = torch.from_numpy(ds.latents[idx].astype(np.float32))
     masks = torch.from_numpy(np.stack([D.random_mask(rng, ds.instance[i], p_full) for i in idx]))[:, None]
     extra = torch.cat([masks, x0 * (1 - masks)], dim=1)
     k = ds.captions.shape[1]
-    caps = [str(ds.captions[i, rng.integers(0, k)]) if rng.random() >= p_uncond else "" for i in idx]
+    cols = np.where(by_prompt, 0, rng.integers(0, k, batch))
+    caps = [str(ds.captions[i, c]) if rng.random() >= p_uncond else "" for i, c in zip(idx, cols)]
     caps = [D.drop_colors(c) if c and rng.random() < p_no_color else c for c in caps]
     return x0, extra, caps
+
+
+def lr_decay(step: int, start: int | None, end: int | None, floor: float = 0.1) -> float:
+    """Learning-rate factor: 1 before `start`, linear down to `floor` at `end`, then `floor`."""
+    if start is None or end is None or step < start:
+        return 1.0
+    return max(floor, 1.0 - (1.0 - floor) * (step - start) / max(1, end - start))
 
 
 def flow_loss(unet: UNet, x0: torch.Tensor, extra: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
@@ -498,11 +519,12 @@ def cmd_unet(args: argparse.Namespace) -> None:
             time.sleep(10)
             continue
         t0 = time.time()
-        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color)
+        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color,
+                                     args.p_prompt)
         ctx, ctx_mask = text.encode(caps, bf16=True)
         t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
         noise = torch.randn_like(x0)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * lr_decay(step, args.decay_from, args.decay_until)
         for g in opt.param_groups:
             g["lr"] = lr
         loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise)
@@ -584,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--p-uncond", type=float, default=0.1, help="caption dropout for classifier-free guidance")
     u.add_argument("--p-full", type=float, default=0.5, help="share of batches with the all-regenerate mask")
     u.add_argument("--p-no-color", type=float, default=0.3, help="share of captions with colour words removed")
+    u.add_argument("--p-prompt", type=float, default=0.0,
+                   help="share of each batch drawn from prompt-record scenes, captioned with their prompt")
+    u.add_argument("--decay-from", type=int, default=None, help="step where the learning rate starts to fall")
+    u.add_argument("--decay-until", type=int, default=None, help="step where it reaches a tenth")
     u.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192])
     u.add_argument("--unet-blocks", type=int, default=1)
     u.add_argument("--unet-attention", type=int, nargs="+", default=[0, 1, 1])

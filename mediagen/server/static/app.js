@@ -100,6 +100,7 @@ async function loadModels() {
 
 async function selectModel(id) {
   state.model = id;
+  delete document.body.dataset.model;  // set again once the model's form is shown
   $("#form-error").textContent = "";
   try {
     state.caps = await api(`/api/models/${encodeURIComponent(id).replace(/%2F/g, "/")}/capabilities`);
@@ -118,6 +119,7 @@ async function selectModel(id) {
     ...Object.keys(MODE_LABELS).map((m) => el("option", { value: m, text: m })));
   renderTabs();
   setMode(modes.includes(state.mode) ? state.mode : modes[0], false);  // a new model: its own defaults
+  document.body.dataset.model = id;
 }
 
 function renderTabs() {

@@ -12,14 +12,17 @@
 
 Ground points: an item's base is the bottom of its silhouette (joined with the pieces that move with it:
 a patterned item the detector cut apart, a person's limbs), rebuilt from its top where a nearer item hides
-it. An item stated to bounce or fall keeps a base only in the frames where it sits on the floor. The shift
-over a stated segment is the Theil-Sen slope of the ground points, so a frame where the item is hidden or
-cut in pieces is outvoted; a depth that is never seen is not held against an unstated depth.
+it. An item stated to bounce or fall keeps a base only in the frames where it sits on the floor; where
+those are too few, its depth comes from its image size (its width where a nearer item hides its base). The
+shift over a stated segment is the Theil-Sen slope of the ground points, so a frame where the item is hidden
+or cut in pieces is outvoted; a depth that is never seen is not held against an unstated depth. Tracks that
+take over from one another (an item lost for a few frames behind another) are joined first (`bodies`).
 
 Camera pan: the world pans by turning the camera about the vertical at a constant rate, so frame k is the
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
 depth (`unpan` undoes it). P is read from the items that stand still: with the right P, some item's ground
-point stays put over a good share of the clip. Without such an item nothing in the picture shows the pan
+point stays put over a good share of the clip (an item like one the prompt says moves is not asked: one
+that moves along with the camera would look still at the wrong P). Without such an item nothing in the picture shows the pan
 (the world's floor, walls and sky carry no texture), so every pan the prompt allows is tried and the one
 that agrees with most stated motions is kept.
 """
@@ -354,7 +357,8 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
     hides it. An `airborne` item (one that bounces or falls) keeps its base only in the frames where it
     sits on the floor (its base lies as deep under the horizon, per image height, as it ever does); y is
     unknown (NaN) in the others. With `by_size`, y comes from the item's image height in every frame where
-    it shows whole (times that deepest ratio: coarser, but known while the item flies)."""  # fmt: skip
+    it shows whole (times that deepest ratio: coarser, but known while the item flies), and from its image
+    width where only its base is hidden (times the same ratio per width)."""  # fmt: skip
     out = np.full((len(tr.dets), 2), np.nan)
     ks = [k for k, d in enumerate(tr.dets) if d is not None]
     if not ks:
@@ -374,7 +378,11 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
         ratio = below / np.maximum(span, 1e-9)
         lifted = ~_grounded(np.array(ks), raw[:, 1], ratio, clear)
         if by_size:
-            y, lifted = v_h + float(ratio[clear].max()) * span, ~clear
+            best = int(np.flatnonzero(clear)[np.argmax(ratio[clear])])
+            wide = np.array([tr.dets[k].box[2] - tr.dets[k].box[0] for k in ks])  # (K,) image widths
+            sides = hidden & ~cut & (top - v_h > 2)  # the base is covered, the sides show
+            y = np.where(clear, v_h + ratio[best] * span, v_h + below[best] / max(wide[best], 1e-9) * wide)
+            lifted = ~(clear | sides)
     y = np.where(lifted, np.nan, y)
     on_floor = clear & ~lifted
     if on_floor.any() and not airborne:  # the top of a flying item tells nothing
@@ -564,12 +572,13 @@ def score_motion(frames: Sequence[Any], motions: list[dict[str, Any]], fps: floa
     imgs = frames_array(frames)
     height, width = imgs[0].shape[:2]
     t_count = len(imgs)
-    tracks = tracks if tracks is not None else track(imgs, settings, model)
+    tracks = bodies(tracks if tracks is not None else track(imgs, settings, model), width)  # broken tracks joined
     stated = [ms for ms in motions if ms.get("direction") and ms.get("segment")]
     if not stated:
         return VideoScore(1.0, True, {"items": [], "pan": None})
     lo, hi = pan_range(pan)
-    est = estimate_pan(tracks, t_count, width, height, lo, hi)
+    movers = {(ms["attributes"].get("color"), ms["attributes"].get("shape")) for ms in stated}
+    est = estimate_pan([t for t in tracks if (t.color, t.shape) not in movers], t_count, width, height, lo, hi)
     pans = np.array([est.degrees]) if est is not None else np.arange(lo, hi + 1e-9, 2.5 * PAN_STEP)
     guess = est.degrees if est is not None else (lo + hi) / 2
     shifts = [_shift(tracks, _find_track(tracks, ms["attributes"], ms["segment"], guess, rank), ms, pans, width, height)
