@@ -17,6 +17,7 @@ from mediagen.world.physics import ClipSpec, Motion
 from mediagen.world.score.detect import load_shape_model
 from mediagen.world.score.tasks import restyle_clip
 from mediagen.world.score.video import (
+    bodies,
     score_first_frame,
     score_identity,
     score_motion,
@@ -164,6 +165,24 @@ def test_two_alike_cubes_that_collide_keep_their_own_tracks(model):
     assert cubes == [("large", "left"), ("medium", "right")]
     good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
     assert good.correct, good.values
+
+
+def test_items_moving_side_by_side_stay_two_bodies(model):
+    """A red cone slides along beside a walking figure, touching it: the two move alike but are two items,
+    while the dots of a dotted ball are pieces of the ball."""
+    objs = [ObjectSpec("cone", "red", "large", x=-0.784, z=9.317, rotation=1.3242),
+            ObjectSpec("cylinder", "white", "small", "metal", x=1.491, z=7.143, rotation=0.9435),
+            ObjectSpec("pyramid", "brown", "medium", x=1.892, z=9.965, rotation=0.1044),
+            ObjectSpec("sphere", "blue", "medium", pattern="dots", pattern_color="orange", x=-1.257, z=6.754)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="walking", x=0.008, z=5.407, color="gray", facing=1.8734, height=1.736)],
+                      camera=Camera(height=3.079, pitch=13.192, x=-0.208, yaw=2.253), background="dusk")  # fmt: skip
+    motions = [Motion("slide", velocity=(-0.968, 0.0, -2.838), spin=0.359), Motion("slide", velocity=(-0.199, 0.0, -1.759), spin=-0.302),
+               Motion("slide", velocity=(2.069, 0.0, 1.336), spin=-0.024), Motion("rest"), Motion("walk", velocity=(-0.8033, 0.0, 0.2508), phase=1.755)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, pan=-5.382, friction=0.775), 128, 128)
+    items = bodies(track(list(clip.images), model=model), 128)
+    named = {(t.color, t.shape) for t in items if t.seen >= 8}
+    assert {("red", "cone"), ("gray", "person"), ("blue", "sphere")} <= named, named
+    assert not any(t.color == "orange" and t.seen >= 8 for t in items)  # the dots joined their ball
 
 
 @pytest.mark.parametrize("kind", ["bounce", "walk"])

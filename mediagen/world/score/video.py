@@ -298,15 +298,26 @@ def estimate_pan(tracks: list[Track], n_frames: int, width: int, height: int, lo
 # ----------------------------------------------------------------------------- ground points
 
 
+def _inside(a: Detection, b: Detection) -> float:
+    """Share of the smaller of two boxes that lies inside the other."""
+    w = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+    h = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
+    small = min((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]), (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
+    return max(w, 0.0) * max(h, 0.0) / max(small, 1e-9)
+
+
 def rigid_group(tracks: list[Track], i: int, width: int) -> list[int]:
     """Track i and the tracks that move with it as one body: seen together in at least two frames, touching
-    it in most of them and keeping their offset from it (the pieces of a patterned item that the detector
-    cut apart, or an item cut in two by a nearer one)."""
+    it in most of them and keeping their offset from it, and of its colour (an item cut in two by a nearer
+    one) or lying mostly within its box (the pieces of a patterned item that the detector cut apart; two
+    items that merely stand side by side stay two)."""
     a = tracks[i]
     out = [i]
     for j, b in enumerate(tracks):
         common = [k for k in range(len(a.dets)) if j != i and a.dets[k] is not None and b.dets[k] is not None]
         if len(common) < 2:
+            continue
+        if b.color != a.color and np.median([_inside(a.dets[k], b.dets[k]) for k in common]) < 0.5:
             continue
         touch = [(dilate(dilate(a.dets[k].mask)) & b.dets[k].mask).any() for k in common]
         off = np.stack([_centroid(b.dets[k]) - _centroid(a.dets[k]) for k in common])  # (C, 2)
