@@ -9,7 +9,8 @@ category's corruption (wrong shape, wrong colour, swapped colours, one object mo
 positions). Edits: the world's answer against an untouched input (inpaint), an upside-down strip
 (outpaint), the unchanged source (i2i). Control: a render against its own map and another scene's.
 Reference: the same subject in another scene against a different subject. Video: sampled clips against
-the same clip with the stated item sent the other way, and played backwards. Audio: the clip's sound track against the same track 0.25 s late.
+the same clip with the stated item sent the other way, and played backwards. Audio: the clip's sound
+track against the same track 0.25 s late.
 """
 
 from __future__ import annotations

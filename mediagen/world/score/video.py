@@ -22,9 +22,9 @@ Camera pan: the world pans by turning the camera about the vertical at a constan
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
 depth (`unpan` undoes it). P is read from the items that stand still: with the right P, some item's ground
 point stays put over a good share of the clip (an item like one the prompt says moves is not asked: one
-that moves along with the camera would look still at the wrong P). Without such an item nothing in the picture shows the pan
-(the world's floor, walls and sky carry no texture), so every pan the prompt allows is tried and the one
-that agrees with most stated motions is kept.
+that moves along with the camera would look still at the wrong P). Without such an item nothing in the
+picture shows the pan (the world's floor, walls and sky carry no texture), so every pan the prompt allows
+is tried and the one that agrees with most stated motions is kept.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def link(per_frame: list[list[Detection]], width: int, max_jump: float = 0.2) ->
                     e = seen[j][-2]
                     ahead = last + (last - np.asarray(tr.dets[e].center)) * (k - f) / (f - e)
                 usual = float(np.median([tr.dets[g].area for g in seen[j]]))
-                cost = float(np.linalg.norm(np.asarray(d.center) - ahead)) + 0.1 * width * abs(math.log(max(d.area, 1) / max(usual, 1)))
+                off_area = abs(math.log(max(d.area, 1) / max(usual, 1)))
+                cost = float(np.linalg.norm(np.asarray(d.center) - ahead)) + 0.1 * width * off_area
                 pairs.append((cost + (0 if tr.shape == d.shape else 0.05 * width), i, j))
         used_d, used_t = set(), set()
         for _, i, j in sorted(pairs):
