@@ -185,6 +185,22 @@ def test_items_moving_side_by_side_stay_two_bodies(model):
     assert not any(t.color == "orange" and t.seen >= 8 for t in items)  # the dots joined their ball
 
 
+def test_a_fragment_seen_now_and_then_does_not_take_an_items_size_rank(model):
+    """A small and a medium blue cone slide right; the detector cuts a sliver off the striped medium one in a
+    few frames. The small cone is the smaller of the two cones seen through the stretch, not the sliver."""
+    objs = [ObjectSpec("cone", "blue", "small", "metal", x=-0.574, z=8.102, rotation=0.1129),
+            ObjectSpec("cone", "blue", "medium", pattern="stripes", pattern_color="red", x=-1.854, z=8.803, rotation=1.382)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="walking", x=0.968, z=8.362, color="purple", facing=-0.1349, height=1.751)],
+                      camera=Camera(height=2.818, pitch=14.118, x=0.218, yaw=2.469), background="slate")  # fmt: skip
+    motions = [Motion("slide", velocity=(2.231, 0.0, -1.103), spin=0.137), Motion("slide", velocity=(1.451, 0.0, -0.774), spin=0.139),
+               Motion("walk", velocity=(0.1241, 0.0, -0.9144), phase=3.1529)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.638), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert [m["attributes"]["size"] for m in ms[:2]] == ["small", "medium"]
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values
+
+
 @pytest.mark.parametrize("kind", ["bounce", "walk"])
 def test_bouncing_balls_and_walking_figures(kind, model):
     if kind == "bounce":

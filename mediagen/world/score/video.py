@@ -192,9 +192,10 @@ def link(per_frame: list[list[Detection]], width: int, max_jump: float = 0.2) ->
                 tr.dets[k] = d
                 tracks.append(tr)
                 seen.append([k])
-    for tr in tracks:  # the shape a track shows most often names it
-        shapes = [d.shape for d in tr.dets if d is not None]
-        tr.shape = max(set(shapes), key=shapes.count)
+    for tr in tracks:  # the shape a track shows most often names it (on a tie, the one seen over more pixels)
+        dets = [d for d in tr.dets if d is not None]
+        shapes = [d.shape for d in dets]
+        tr.shape = max(dict.fromkeys(shapes), key=lambda x: (shapes.count(x), sum(d.area for d in dets if d.shape == x)))
     return tracks
 
 
@@ -478,13 +479,15 @@ def _size_ranks(stated: list[dict[str, Any]]) -> list[tuple[int, int] | None]:
 def _find_track(tracks: list[Track], attrs: dict[str, Any], segment: Sequence[int], pan: float = 0.0,
                 size_rank: tuple[int, int] | None = None) -> int | None:
     """Index of the track with the stated colour that is seen in the segment, has the stated shape, the
-    size rank among the alike tracks seen in the segment (`size_rank`: its rank among the stated twins and
-    their number) and is seen through most of the segment, and travels farthest during it once the pan
-    (degrees over the clip) is undone (among alike items, the prompt names the one that moves)."""  # fmt: skip
+    size rank among the alike tracks seen through half the segment (`size_rank`: its rank among the stated
+    twins and their number) and is seen through most of the segment, and travels farthest during it once the
+    pan (degrees over the clip) is undone (among alike items, the prompt names the one that moves)."""  # fmt: skip
     pool = [i for i, t in enumerate(tracks) if t.color == attrs.get("color")]
     a, b = int(segment[0]), int(segment[1])
     seen = {i: [k for k in range(a, b + 1) if 0 <= k < len(tracks[i].dets) and tracks[i].dets[k] is not None] for i in pool}
     alike = [i for i in pool if len(seen[i]) >= 2 and tracks[i].shape == attrs.get("shape")]
+    steady = [i for i in alike if len(seen[i]) >= 0.5 * (b - a + 1)]  # not a fragment seen now and then
+    alike = steady if len(steady) >= max(2, size_rank[1] if size_rank else 2) else alike
     sized = set(alike)
     if size_rank is not None and len(alike) >= max(2, size_rank[1]):
         h = next(d for d in tracks[alike[0]].dets if d is not None).mask.shape[0]
