@@ -151,22 +151,6 @@ def test_a_bouncing_ball_whose_base_is_hidden_is_judged_by_its_width(model):
     assert good.correct, good.values
 
 
-def test_two_alike_cubes_that_collide_keep_their_own_tracks(model):
-    """A large purple cube slides left into a resting medium purple one and pushes it right; the two merge
-    into one region while they touch and must not swap tracks when they part."""
-    objs = [ObjectSpec("cube", "purple", "medium", x=0.157, z=9.754, rotation=0.775),
-            ObjectSpec("cube", "purple", "large", "metal", x=1.83, z=9.015, rotation=1.1716),
-            ObjectSpec("cylinder", "green", "medium", "metal", x=-1.967, z=7.854, rotation=0.276)]  # fmt: skip
-    scene = SceneSpec(objects=objs, camera=Camera(height=3.187, pitch=14.107, x=-0.091, yaw=1.49), background="dusk")
-    motions = [Motion("rest"), Motion("slide", velocity=(-1.424, 0.0, -0.312)), Motion("slide", velocity=(1.901, 0.0, 2.238))]
-    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.696), 128, 128)
-    ms = [m for m in motion_specs(clip) if m["direction"]]
-    cubes = sorted((m["attributes"]["size"], m["direction"]["horizontal"]) for m in ms if m["attributes"]["shape"] == "cube")
-    assert cubes == [("large", "left"), ("medium", "right")]
-    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
-    assert good.correct, good.values
-
-
 def test_items_moving_side_by_side_stay_two_bodies(model):
     """A red cone slides along beside a walking figure, touching it: the two move alike but are two items,
     while the dots of a dotted ball are pieces of the ball."""

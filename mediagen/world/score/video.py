@@ -153,31 +153,21 @@ def detect_frames(frames: Sequence[Any], settings: DetectSettings | None = None,
 
 
 def link(per_frame: list[list[Detection]], width: int, max_jump: float = 0.2) -> list[Track]:
-    """Tracks from per-frame detections: each detection joins a track of the same colour whose last position
-    lies within `max_jump` of the image width per frame; among those, the pairs nearest to where each track's
-    last step would carry it, and of its usual area, are joined first (two alike items that cross keep
-    their own tracks); the others start new tracks."""
+    """Tracks from per-frame detections: each detection joins the track of the same colour whose last
+    position is nearest (within `max_jump` of the image width per frame); the others start new tracks."""
     t_count = len(per_frame)
     tracks: list[Track] = []
-    seen: list[list[int]] = []  # per track: the frames it was found in
+    last: list[tuple[int, np.ndarray]] = []  # per track: (frame, centre)
     for k, dets in enumerate(per_frame):
         pairs = []
         for i, d in enumerate(dets):
             for j, tr in enumerate(tracks):
                 if tr.color != d.color or tr.dets[k] is not None:
                     continue
-                f = seen[j][-1]
-                last = np.asarray(tr.dets[f].center)
-                if float(np.linalg.norm(np.asarray(d.center) - last)) > max_jump * width * (k - f):
-                    continue
-                ahead = last
-                if len(seen[j]) >= 2:  # where the last step carries it
-                    e = seen[j][-2]
-                    ahead = last + (last - np.asarray(tr.dets[e].center)) * (k - f) / (f - e)
-                usual = float(np.median([tr.dets[g].area for g in seen[j]]))
-                off_area = abs(math.log(max(d.area, 1) / max(usual, 1)))
-                cost = float(np.linalg.norm(np.asarray(d.center) - ahead)) + 0.1 * width * off_area
-                pairs.append((cost + (0 if tr.shape == d.shape else 0.05 * width), i, j))
+                f, c = last[j]
+                dist = float(np.linalg.norm(np.asarray(d.center) - c))
+                if dist <= max_jump * width * (k - f):
+                    pairs.append((dist + (0 if tr.shape == d.shape else 0.05 * width), i, j))
         used_d, used_t = set(), set()
         for _, i, j in sorted(pairs):
             if i in used_d or j in used_t:
@@ -185,13 +175,13 @@ def link(per_frame: list[list[Detection]], width: int, max_jump: float = 0.2) ->
             used_d.add(i)
             used_t.add(j)
             tracks[j].dets[k] = dets[i]
-            seen[j].append(k)
+            last[j] = (k, np.asarray(dets[i].center))
         for i, d in enumerate(dets):
             if i not in used_d:
                 tr = Track(d.color, d.shape, [None] * t_count)
                 tr.dets[k] = d
                 tracks.append(tr)
-                seen.append([k])
+                last.append((k, np.asarray(d.center)))
     for tr in tracks:  # the shape a track shows most often names it (on a tie, the one seen over more pixels)
         dets = [d for d in tr.dets if d is not None]
         shapes = [d.shape for d in dets]
