@@ -21,8 +21,8 @@ take over from one another (an item lost for a few frames behind another) are jo
 Camera pan: the world pans by turning the camera about the vertical at a constant rate, so frame k is the
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
 depth (`unpan` undoes it). P is read from the items that stand still: with the right P, some item's ground
-point stays put over a good share of the clip (an item like one the prompt says moves is not asked: one
-that moves along with the camera would look still at the wrong P). Without such an item nothing in the
+point stays put over a good share of the clip (items of a colour and shape the prompt says move are left
+out: one that moves along with the camera would look still at a wrong P). Without such an item nothing in the
 picture shows the pan (the world's floor, walls and sky carry no texture), so every pan the prompt allows
 is tried and the one that agrees with most stated motions is kept.
 """
@@ -185,7 +185,8 @@ def link(per_frame: list[list[Detection]], width: int, max_jump: float = 0.2) ->
     for tr in tracks:  # the shape a track shows most often names it (on a tie, the one seen over more pixels)
         dets = [d for d in tr.dets if d is not None]
         shapes = [d.shape for d in dets]
-        tr.shape = max(dict.fromkeys(shapes), key=lambda x: (shapes.count(x), sum(d.area for d in dets if d.shape == x)))
+        area = {x: sum(d.area for d in dets if d.shape == x) for x in shapes}
+        tr.shape = max(area, key=lambda x: (shapes.count(x), area[x]))
     return tracks
 
 
