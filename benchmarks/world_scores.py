@@ -6,7 +6,8 @@
 
 GenEval: the render of `spec_from_prompt_meta(record)` against a render of the same scene with the
 category's corruption (wrong shape, wrong colour, swapped colours, one object more or fewer, swapped
-positions). Edits: the world's answer against an untouched input (inpaint), an upside-down strip
+positions), each also passed through a random mix of generated-image artefacts (blur, resampling, JPEG,
+noise). Edits: the world's answer against an untouched input (inpaint), an upside-down strip
 (outpaint), the unchanged source (i2i). Control: a render against its own map and another scene's.
 Reference: the same subject in another scene against a different subject. Video: sampled clips against
 the items' stated motion played backwards under the stated camera, and the picture played backwards. Audio:
@@ -37,6 +38,7 @@ from mediagen.world import (  # noqa: E402
 from mediagen.world.captions import GENEVAL_TAGS  # noqa: E402
 from mediagen.world.score.control import score_control  # noqa: E402
 from mediagen.world.score.detect import load_shape_model  # noqa: E402
+from mediagen.world.score.fit import degrade  # noqa: E402
 from mediagen.world.score.geneval import score_image  # noqa: E402
 from mediagen.world.score.tasks import control_map, make_records, prepare, score  # noqa: E402
 from mediagen.world.score.wrong import DEFAULT_CORRUPTION, wrong_spec  # noqa: E402
@@ -53,15 +55,20 @@ def line(name: str, good: list[bool], bad: list[bool], extra: str = "") -> None:
 def geneval(n: int, model, seed: int = 0) -> None:
     """Per category: ground-truth renders and corrupted renders."""
     print(f"GenEval categories ({n} held-out prompts each; wrong = {', '.join(sorted(set(DEFAULT_CORRUPTION.values())))})")
+    print("  (degraded: the same render and the wrong one through a random mix of blur, resampling, JPEG and noise)")
     rng = np.random.default_rng(1000 + seed)
+    drng = np.random.default_rng(1500 + seed)
     for tag in GENEVAL_TAGS:
-        good, bad = [], []
+        good, bad, dgood, dbad = [], [], [], []
         for meta in make_geneval_prompts(tag, n, rng, split="test"):
             spec = spec_from_prompt_meta(meta, rng)
-            good.append(score_image(render_scene(spec, 128, 128).image, meta, model=model).correct)
-            wrong = wrong_spec(meta, spec, DEFAULT_CORRUPTION[tag], rng)
-            bad.append(score_image(render_scene(wrong, 128, 128).image, meta, model=model).correct)
-        line(tag, good, bad, f"wrong = {DEFAULT_CORRUPTION[tag]}")
+            truth = render_scene(spec, 128, 128).image
+            good.append(score_image(truth, meta, model=model).correct)
+            wrong = render_scene(wrong_spec(meta, spec, DEFAULT_CORRUPTION[tag], rng), 128, 128).image
+            bad.append(score_image(wrong, meta, model=model).correct)
+            dgood.append(score_image(degrade(truth, drng), meta, model=model).correct)
+            dbad.append(score_image(degrade(wrong, drng), meta, model=model).correct)
+        line(tag, good, bad, f"wrong = {DEFAULT_CORRUPTION[tag]}; degraded: truth {np.mean(dgood):.3f} wrong {np.mean(dbad):.3f}")
 
 
 def edit(n: int, model, seed: int = 0) -> None:
@@ -287,8 +294,9 @@ def main() -> None:
     ap.add_argument("--n-other", type=int, default=48, help="items per other section")
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--seed", type=int, default=0, help="offset of the random streams (all but audio)")
+    ap.add_argument("--shape-model", default=None, help="shape classifier JSON (default: the shipped one)")
     a = ap.parse_args()
-    model = load_shape_model()
+    model = load_shape_model(a.shape_model)
     t0 = time.time()
     for name in a.sections.split(","):
         t = time.time()

@@ -228,3 +228,73 @@ def test_a_restyled_clip_keeps_its_paths_and_takes_its_new_colours(slide, model)
     turned = replace(target, motions=[Motion("slide", velocity=(-3.0, 0.0, 0.0)), Motion("rest")])
     other_way = list(render_clip(turned, 128, 128).images)
     assert not score_trajectory(other_way, source, model=model, recolor=recolor).correct
+
+
+def test_an_item_standing_against_a_figure_of_its_colour_is_not_taken_for_a_limb(model):
+    """A brown cube slides right while a brown figure walks away just in front of it: the cube touches the
+    figure in the first frames but stays an item of its own, not a piece of the figure, while the figure's
+    upper body, cut off from its legs in the first frame, stays a piece of the figure."""
+    scene = SceneSpec(objects=[ObjectSpec("cube", "brown", "large", "metal", x=1.552, z=7.947, rotation=0.3224)],
+                      figures=[FigureSpec(pose="walking", x=0.252, z=5.29, color="brown", facing=3.1003, height=1.863)],
+                      camera=Camera(height=2.978, pitch=15.053, x=-0.23, yaw=1.31), background="slate")  # fmt: skip
+    motions = [Motion("slide", velocity=(1.4417, 0.0, 0.5983), spin=-1.061), Motion("walk", velocity=(-0.0348, 0.0, 0.8424), phase=5.4213)]
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.846), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert ms[0]["attributes"]["shape"] == "cube" and ms[0]["direction"]["horizontal"] == "right"
+    frames = list(clip.images)
+    good = score_motion(frames, ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values
+    kept = score_identity(frames, model=model)
+    assert kept.correct and kept.values["objects"] == 2, kept.values
+
+
+def test_a_base_hidden_in_every_frame_is_read_at_its_free_end(model):
+    """A gray pyramid slides left behind a white pyramid that covers part of its base all clip long: the
+    base is read where it shows (its free end), not along the edge of the nearer pyramid, which would make
+    the slide look like a move away."""
+    objs = [ObjectSpec("pyramid", "gray", "large", "metal", x=1.701, z=8.687, rotation=1.4264),
+            ObjectSpec("pyramid", "white", "medium", "metal", x=0.744, z=6.694, rotation=0.9396),
+            ObjectSpec("cone", "blue", "large", x=-1.275, z=6.583, rotation=1.5225)]  # fmt: skip
+    scene = SceneSpec(objects=objs, camera=Camera(height=2.953, pitch=12.798, x=-0.03, yaw=-1.847), background="dusk")
+    motions = [Motion("slide", velocity=(-0.9472, 0.0, 0.3548)), Motion("slide", velocity=(2.0415, 0.0, 0.5582)),
+               Motion("slide", velocity=(1.3728, 0.0, 1.0304))]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.727), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert ms[0]["attributes"]["color"] == "gray" and ms[0]["direction"] == {"horizontal": "left", "depth": None}
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values
+    assert good.values["items"][0]["found"]["depth"] is None
+
+
+def test_an_item_half_hidden_at_one_side_is_placed_by_its_free_side(model):
+    """An orange cube slides left and toward behind a pink cylinder that hides its left part: the visible
+    part's centre hardly moves, the cube's right side (with its width) shows the move."""
+    objs = [ObjectSpec("cylinder", "pink", "medium", x=-0.495, z=7.108, rotation=0.3445),
+            ObjectSpec("cube", "orange", "small", x=0.119, z=8.916, rotation=1.3389)]  # fmt: skip
+    scene = SceneSpec(objects=objs, camera=Camera(height=3.187, pitch=13.562, x=0.088, yaw=2.111), background="overcast")
+    motions = [Motion("rest"), Motion("slide", velocity=(-0.9048, 0.0, -3.0134))]
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.829), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    cube = next(m for m in ms if m["attributes"]["shape"] == "cube")
+    assert cube["direction"] == {"horizontal": "left", "depth": "toward"}
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values
+
+
+def test_items_named_alike_are_shared_out_among_the_tracks_that_fit_them(model):
+    """Two large brown pyramids slide right, the nearer (checked) one fast and farther, the other towards the
+    camera; the prompt cannot tell them apart, so each stated motion takes its own pyramid, the one reading
+    that fits both."""
+    objs = [ObjectSpec("pyramid", "brown", "large", x=1.693, z=9.871, rotation=1.1187),
+            ObjectSpec("pyramid", "brown", "large", pattern="checks", pattern_color="yellow", x=0.178, z=5.64, rotation=1.1288),
+            ObjectSpec("cube", "orange", "medium", x=2.102, z=7.386, rotation=0.4267),
+            ObjectSpec("cylinder", "red", "large", x=-0.652, z=10.406, rotation=0.7753)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="waving", x=-1.02, z=6.736, color="orange", facing=-0.3728, height=1.736)],
+                      camera=Camera(height=3.075, pitch=13.789, x=-0.038, yaw=1.0), background="dusk")  # fmt: skip
+    motions = [Motion("slide", velocity=(0.4241, 0.0, -1.5286), spin=-1.221), Motion("slide", velocity=(1.6981, 0.0, -0.4239)),
+               Motion("rest"), Motion("slide", velocity=(2.2787, 0.0, 1.519)), Motion("wave", phase=0.178)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, pan=3.194, friction=0.727), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert [m["direction"] for m in ms[:2]] == [{"horizontal": "right", "depth": "toward"}, {"horizontal": "right", "depth": None}]
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="right")
+    assert good.correct, good.values

@@ -3,13 +3,16 @@
 A third of the scenes are random world scenes (many patterned objects and subjects, some figures), the rest
 GenEval-style prompt scenes.
 Regions are found with the detector's own segmentation (so the classifier learns its real noise) and
-labelled with the shape of the rendered instance they overlap (IoU >= 0.5); a quarter of the images are
-blurred a little so that softer generated images stay in range.
+labelled with the shape of the rendered instance they overlap (IoU >= 0.5). Two images in three also
+give a copy degraded the way generated images differ from clean renders (blur, resampling, JPEG, pixel noise and
+blotchy low-frequency noise, in random mixes), so that the classifier names shapes from their silhouette
+and coarse shading rather than from pixel-exact flat faces.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import tempfile
@@ -36,8 +39,33 @@ def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return sum(k[i] * out[:, i : i + img.shape[1]] for i in range(2 * r + 1))
 
 
-def labelled_regions(n_scenes: int, seed: int, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) and class indices (N,) of detected regions matched to rendered objects."""
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random mix of generated-image artefacts on an image (H, W, 3) 0..255 -> float64 (H, W, 3)."""
+    from PIL import Image
+
+    h, w, _ = img.shape
+    out = img.astype(np.float64)
+    if rng.random() < 0.5:
+        out = blur(out, float(rng.uniform(0.3, 1.1)))
+    if rng.random() < 0.4:  # down and up again: soft edges and resampling ringing
+        f = float(rng.uniform(1.3, 2.5))
+        small = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).resize((round(w / f), round(h / f)), Image.BILINEAR)
+        out = np.asarray(small.resize((w, h), Image.BICUBIC), dtype=np.float64)
+    if rng.random() < 0.5:  # blotchy noise: smooth random fields, as a decoder leaves on flat faces
+        field = blur(rng.normal(0, 1, (h, w, 3)), float(rng.uniform(1.0, 3.0)))
+        out = out + field / (field.std() + 1e-9) * float(rng.uniform(1.0, 4.0))
+    if rng.random() < 0.5:
+        out = out + rng.normal(0, float(rng.uniform(0.5, 3.0)), out.shape)
+    if rng.random() < 0.4:
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(40, 90)))
+        out = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float64)
+    return np.clip(out, 0, 255)
+
+
+def labelled_regions(n_scenes: int, seed: int, size: int = 128, degraded: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, F) and class indices (N,) of detected regions matched to rendered objects, from every
+    clean render and, for a share `degraded` of them, from a copy passed through `degrade` as well."""
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for i in range(n_scenes):
@@ -47,23 +75,24 @@ def labelled_regions(n_scenes: int, seed: int, size: int = 128) -> tuple[np.ndar
             meta = make_geneval_prompts(GENEVAL_TAGS[i % len(GENEVAL_TAGS)], 1, rng, split="train")[0]
             spec = spec_from_prompt_meta(meta, rng)
         r = render_scene(spec, size, size)
-        img = r.image.astype(np.float64)
-        if i % 4 == 1:
-            img = np.clip(blur(img, float(rng.uniform(0.4, 0.9))) + rng.normal(0, 1.5, img.shape), 0, 255)
-        seg = segment(img)
-        union = np.zeros(img.shape[:2], dtype=bool)
-        for m in seg.masks:
-            union |= m
-        for m in seg.masks:
-            ids, counts = np.unique(r.instance[m], return_counts=True)
-            best = int(ids[np.argmax(counts)])
-            if best == 0:
-                continue
-            gt = r.instance == best
-            if (gt & m).sum() / (gt | m).sum() < 0.5:
-                continue
-            xs.append(shape_features(m, seg.image, union & ~m))
-            ys.append(SHAPE_CLASSES.index(r.objects[best - 1].shape))
+        images = [r.image.astype(np.float64)]
+        if rng.random() < degraded:
+            images.append(degrade(r.image, rng))
+        for img in images:
+            seg = segment(img)
+            union = np.zeros(img.shape[:2], dtype=bool)
+            for m in seg.masks:
+                union |= m
+            for m in seg.masks:
+                ids, counts = np.unique(r.instance[m], return_counts=True)
+                best = int(ids[np.argmax(counts)])
+                if best == 0:
+                    continue
+                gt = r.instance == best
+                if (gt & m).sum() / (gt | m).sum() < 0.5:
+                    continue
+                xs.append(shape_features(m, seg.image, union & ~m))
+                ys.append(SHAPE_CLASSES.index(r.objects[best - 1].shape))
     return np.stack(xs), np.array(ys)
 
 
@@ -96,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scenes", type=int, default=4200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("-o", "--output", type=Path, default=MODEL_FILE)
     a = ap.parse_args(argv)
-    model, acc = fit(a.scenes, a.seed)
+    model, acc = fit(a.scenes, a.seed, a.hidden)
     save_shape_model(model, a.output)
     print(f"{model.meta['regions']} regions, held-out accuracy {acc:.4f}; wrote {a.output}")
     return 0

@@ -10,13 +10,17 @@
 - trajectory (video-to-video): every object of the input clip follows the same path in the output, whatever
   colour the output gives it; colours the prompt asks for are checked on the matched objects.
 
-Ground points: an item's base is the bottom of its silhouette (joined with the pieces that move with it:
-a patterned item the detector cut apart, a person's limbs), rebuilt from its top where a nearer item hides
-it. An item stated to bounce or fall keeps a base only in the frames where it sits on the floor; where
-those are too few, its depth comes from its image size (its width where a nearer item hides its base). The
-shift over a stated segment is the Theil-Sen slope of the ground points, so a frame where the item is hidden
-or cut in pieces is outvoted; a depth that is never seen is not held against an unstated depth. Tracks that
-take over from one another (an item lost for a few frames behind another) are joined first (`bodies`).
+Ground points: an item's base is the bottom of its silhouette (joined with the pieces that move with it: a
+patterned item the detector cut apart, a person's limbs; an item of a figure's colour standing against it
+stays an item), rebuilt from its top where a nearer item hides it (read at its one free end where no sighting
+shows the whole base), and its x is the box centre, or the free side less half its width where a nearer item
+covers the other side. An item stated to bounce or fall keeps a base only in the frames where it sits on the
+floor; where those are too few, its depth comes from its image size (its width where a nearer item hides its
+base). The shift over a stated segment is the Theil-Sen slope of the ground points, so a frame where the item
+is hidden or cut in pieces is outvoted; a depth that is never seen is not held against an unstated depth.
+Tracks that take over from one another (an item lost for a few frames behind another) are joined first
+(`bodies`). Items the prompt names alike (colour, shape and size) get distinct tracks, shared out so that most
+stated motions agree (nothing in the prompt tells which is which).
 
 Camera pan: the world pans by turning the camera about the vertical at a constant rate, so frame k is the
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
@@ -29,6 +33,7 @@ is tried and the one that agrees with most stated motions is kept.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +72,10 @@ AIRBORNE_VERBS = ("bounces", "falls")  # stated motions that lift an item off th
 GROUP_TOL = 0.03  # image widths the pieces of one body may shift against each other
 SPEED_MARGIN = 0.25  # a speed agrees within this share beyond its class's bounds
 FULL_VIEW = 0.6  # share of its median area a sighting must show for its shape to count
+SIDE_SHRINK = 0.85  # an item covered at one side and narrower than this share of its width: placed by its free side
+MAX_TWIN_TRACKS = 6  # tracks of one colour and shape shared out among items the prompt names alike
+ITEM_SURE = 0.9  # shape probability that makes a region touching a figure an item of its own ...
+ITEM_SHARE = 0.5  # ... when it is at least this share of the figure's area
 
 
 @dataclass
@@ -123,14 +132,27 @@ def _union(a: Detection, b: Detection) -> Detection:
     return Detection(a.shape, a.color, box, a.area + b.area, a.mask | b.mask, a.shape_probs, a.color_share)
 
 
-def _absorb_one(dets: list[Detection]) -> bool:
-    """Join one region of a person's colour touching that person into it (in place); False when none is left."""
+def _whole_item(q: Detection, person: Detection) -> bool:
+    """True when a region touching a person is an item of its own: the shape model is sure of a shape other
+    than a person's, the region is at least ITEM_SHARE of the person's size (a limb cut off at a crossing is
+    a thin sliver of the figure) and it reaches down past the middle of the person's extent, as an item on
+    the floor beside the figure does (the upper body sits on the legs)."""
+    return (q.shape != "person" and q.confidence >= ITEM_SURE and q.area >= ITEM_SHARE * person.area
+            and q.box[3] > (person.box[1] + person.box[3]) / 2)  # fmt: skip
+
+
+def _absorb_one(dets: list[Detection], pieces_only: bool) -> bool:
+    """Join one region of a person's colour touching that person into it (in place): with `pieces_only`, only
+    a region read as a person's piece; otherwise any region but a whole item of that colour (`_whole_item`).
+    False when none is left."""
     for i, p in enumerate(dets):
         if p.shape != "person":
             continue
         near = dilate(dilate(p.mask))
         for j, q in enumerate(dets):
-            if j != i and q.color == p.color and (near & q.mask).any():
+            if j == i or q.color != p.color or (q.shape != "person" if pieces_only else _whole_item(q, p)):
+                continue
+            if (near & q.mask).any():
                 dets[i] = _union(p, q)
                 del dets[j]
                 return True
@@ -139,9 +161,12 @@ def _absorb_one(dets: list[Detection]) -> bool:
 
 def merge_figure_parts(dets: list[Detection]) -> list[Detection]:
     """Detections with the pieces of a person rejoined: a region of a person's colour touching it (a leg or
-    an arm cut off at a crossing) belongs to it."""
+    an arm cut off at a crossing) belongs to it, unless it is an item of that colour standing against the
+    figure (`_whole_item`, judged against the figure with its person-like pieces joined first)."""
     out = list(dets)
-    while _absorb_one(out):
+    while _absorb_one(out, True):
+        pass
+    while _absorb_one(out, False):
         pass
     return sorted(out, key=lambda d: -d.area)
 
@@ -344,6 +369,57 @@ def _bottom_hidden(d: Detection, others: np.ndarray) -> bool:
     return float(below.mean()) >= 0.25
 
 
+def _free_end_low(d: Detection, others: np.ndarray) -> float:
+    """Base row at the silhouette's one free end (the mean lowest row of its outer columns, as in
+    `Track.bottom`) when a nearer item (H, W) or the image's bottom edge covers the other end's base; NaN
+    when both ends or neither are covered."""
+    height = d.mask.shape[0]
+    cols = np.flatnonzero(d.mask.any(axis=0))
+    edge = max(1, round(0.15 * len(cols)))
+    found = []
+    for end in (cols[:edge], cols[-edge:]):
+        lows = height - 1 - np.argmax(d.mask[::-1, end], axis=0)  # (E,) lowest row per column
+        below = others[np.minimum(lows + 1, height - 1), end] | others[np.minimum(lows + 2, height - 1), end]
+        covered = lows.max() >= height - 1 or float(below.mean()) >= 0.25
+        found.append(None if covered else float(np.mean(lows + 1.0)))
+    free = [v for v in found if v is not None]
+    return free[0] if len(free) == 1 else math.nan
+
+
+def _sides_hidden(d: Detection, others: np.ndarray) -> tuple[bool, bool]:
+    """Whether the silhouette's left and right ends meet another item (H, W) just beside them in a quarter of
+    its rows: something nearer covers that side."""
+    width = d.mask.shape[1]
+    rows = np.flatnonzero(d.mask.any(axis=1))
+    left = np.argmax(d.mask[rows], axis=1)  # (R,) leftmost column per row
+    right = width - 1 - np.argmax(d.mask[rows, ::-1], axis=1)
+    out = []
+    for ends, step in ((left, -1), (right, 1)):
+        near, far = np.clip(ends + step, 0, width - 1), np.clip(ends + 2 * step, 0, width - 1)
+        beside = others[rows, near] | others[rows, far]
+        out.append(float(beside.mean()) >= 0.25)
+    return out[0], out[1]
+
+
+def _free_side_x(tr: Track, ks: Sequence[int], others: Sequence[np.ndarray], cut: np.ndarray) -> np.ndarray:
+    """Image x of an item's centre in each sighting (frames ks): the box centre, or, where a nearer item
+    covers one side of it and it shows narrower than in the nearest sighting with both sides free, that
+    sighting's width measured from the free side (the visible part's centre lies off towards the free side)."""
+    boxes = np.array([tr.dets[k].box for k in ks], dtype=np.float64)  # (K, 4)
+    x = (boxes[:, 0] + boxes[:, 2]) / 2.0
+    wide = boxes[:, 2] - boxes[:, 0]
+    sides = np.array([_sides_hidden(tr.dets[k], others[k]) for k in ks])  # (K, 2)
+    free = ~sides.any(axis=1) & ~cut
+    if not free.any():
+        return x
+    ref = np.flatnonzero(free)
+    for n in np.flatnonzero(sides[:, 0] ^ sides[:, 1]):
+        w = wide[ref[np.argmin(np.abs(np.asarray(ks)[ref] - ks[n]))]]
+        if wide[n] < SIDE_SHRINK * w:
+            x[n] = boxes[n, 2] - w / 2.0 if sides[n, 0] else boxes[n, 0] + w / 2.0
+    return x
+
+
 def _cut(d: Detection) -> bool:
     """True when the detection touches the image's top, left or right edge."""
     return d.box[1] <= 0.5 or d.box[0] <= 0.5 or d.box[2] >= d.mask.shape[1] - 0.5
@@ -402,7 +478,10 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
         scale = float(np.median(below[on_floor] / (top[on_floor] - v_h)))
         rebuild = hidden & ~cut & (top - v_h > 2)
         y = np.where(rebuild, v_h + scale * (top - v_h), y)
-    out[ks] = np.stack([raw[:, 0], y], axis=1)
+    elif not airborne:  # no sighting shows the base against the top: a hidden base is read at its free end
+        ends = np.array([_free_end_low(tr.dets[k], others[k]) if h else np.nan for k, h in zip(ks, hidden)])
+        y = np.where(hidden, ends, y)
+    out[ks] = np.stack([_free_side_x(tr, ks, others, cut), y], axis=1)
     return out
 
 
@@ -530,6 +609,64 @@ def _shift(tracks: list[Track], i: int | None, ms: dict[str, Any], pans: np.ndar
     return sh
 
 
+def _twins(stated: list[dict[str, Any]]) -> list[list[int]]:
+    """Groups (indices) of two or more stated motions whose items the prompt names alike (colour, shape and
+    size): nothing in the prompt tells which of them is which."""
+    groups: dict[tuple, list[int]] = {}
+    for m, ms in enumerate(stated):
+        a = ms["attributes"]
+        groups.setdefault((a.get("color"), a.get("shape"), a.get("size")), []).append(m)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
+def _assign_twins(tracks: list[Track], stated: list[dict[str, Any]], group: list[int], picks: list[int | None],
+                  shifts: list, agree: np.ndarray, agreement: Any, pans: np.ndarray, width: int,
+                  height: int) -> None:
+    """Give the stated motions of items named alike (`group`) distinct tracks of their colour and shape, each
+    seen through half its motion's segment: of the ways to share those tracks out, the one under which most
+    stated motions agree (at the best pan) is kept, the tracks first picked on a tie. Updates picks, shifts
+    and agree (G, M) in place."""
+    a = stated[group[0]]["attributes"]
+    taken = {picks[m] for m in range(len(stated)) if m not in group}
+    key = (a.get("color"), a.get("shape"))
+    alike = [i for i, t in enumerate(tracks) if (t.color, t.shape) == key and i not in taken]
+    if len(alike) < len(group) or len(alike) > MAX_TWIN_TRACKS:
+        return
+    cache: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+
+    def option(m: int, i: int) -> tuple[Any, np.ndarray]:
+        if (m, i) not in cache:
+            sh = _shift(tracks, i, stated[m], pans, width, height)
+            cache[m, i] = (sh, agreement(stated[m], sh))
+        return cache[m, i]
+
+    rest = agree.sum(axis=1) - agree[:, group].sum(axis=1)  # (G,)
+    mid = (pans.min() + pans.max()) / 2
+
+    def value(choice: tuple[int | None, ...]) -> float:
+        tot = rest + sum((agree[:, m] if i == picks[m] else option(m, i)[1]) for m, i in zip(group, choice))
+        return float(np.max(tot - 1e-3 * np.abs(pans - mid)))
+
+    def steady(m: int, i: int) -> bool:  # seen through half the motion's segment, not a fragment
+        lo, hi = (int(v) for v in stated[m]["segment"])
+        seen = sum(0 <= k < len(tracks[i].dets) and tracks[i].dets[k] is not None for k in range(lo, hi + 1))
+        return seen >= max(2, 0.5 * (hi - lo + 1))
+
+    best, best_value = tuple(picks[m] for m in group), None
+    if len(set(best)) == len(best) and None not in best:
+        best_value = value(best)
+    for choice in itertools.permutations(alike, len(group)):
+        if not all(i == picks[m] or steady(m, i) for m, i in zip(group, choice)):
+            continue
+        v = value(choice)
+        if best_value is None or v > best_value + 1e-9:
+            best, best_value = choice, v
+    for m, i in zip(group, best):
+        if i != picks[m]:
+            picks[m] = i
+            shifts[m], agree[:, m] = option(m, i)
+
+
 @dataclass
 class VideoScore:
     """Verdict on one clip."""
@@ -596,12 +733,18 @@ def score_motion(frames: Sequence[Any], motions: list[dict[str, Any]], fps: floa
     est = estimate_pan([t for t in tracks if (t.color, t.shape) not in movers], t_count, width, height, lo, hi)
     pans = np.array([est.degrees]) if est is not None else np.arange(lo, hi + 1e-9, 2.5 * PAN_STEP)
     guess = est.degrees if est is not None else (lo + hi) / 2
-    shifts = [_shift(tracks, _find_track(tracks, ms["attributes"], ms["segment"], guess, rank), ms, pans, width, height)
-              for ms, rank in zip(stated, _size_ranks(stated))]  # fmt: skip
-    agree = np.zeros((len(pans), len(stated)), dtype=bool)  # (G, M)
-    for m, (ms, sh) in enumerate(zip(stated, shifts)):
-        if sh is not None:
-            agree[:, m] = [direction_agrees(ms["direction"], du, dv, width) for du, dv in sh[0]]
+    picks = [_find_track(tracks, ms["attributes"], ms["segment"], guess, rank)
+             for ms, rank in zip(stated, _size_ranks(stated))]  # fmt: skip
+    shifts = [_shift(tracks, i, ms, pans, width, height) for ms, i in zip(stated, picks)]
+
+    def agreement(ms: dict[str, Any], sh: tuple[np.ndarray, int] | None) -> np.ndarray:
+        if sh is None:
+            return np.zeros(len(pans), dtype=bool)
+        return np.array([direction_agrees(ms["direction"], du, dv, width) for du, dv in sh[0]])
+
+    agree = np.stack([agreement(ms, sh) for ms, sh in zip(stated, shifts)], axis=1)  # (G, M)
+    for group in _twins(stated):
+        _assign_twins(tracks, stated, group, picks, shifts, agree, agreement, pans, width, height)
     g = int(np.argmax(agree.sum(axis=1) - 1e-3 * np.abs(pans - (lo + hi) / 2)))  # ties: the middle pan
     est = est or PanEstimate(float(pans[g]), "best fit")
     items = []
