@@ -20,10 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mediagen.world.captions import GENEVAL_TAGS, make_geneval_prompts, spec_from_prompt_meta
+from mediagen.world.captions import (
+    GENEVAL_TAGS,
+    make_geneval_prompts,
+    spec_from_prompt_meta,
+)
 from mediagen.world.render import render_scene
 from mediagen.world.sample import sample_scene
-from mediagen.world.score.detect import MODEL_FILE, SHAPE_CLASSES, ShapeModel, fit_mlp, segment, shape_features
+from mediagen.world.score.detect import (
+    MODEL_FILE,
+    SHAPE_CLASSES,
+    ShapeModel,
+    fit_mlp,
+    segment,
+    shape_features,
+)
 
 
 def blur(img: np.ndarray, sigma: float) -> np.ndarray:
