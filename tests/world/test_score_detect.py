@@ -223,3 +223,28 @@ def test_hard_scenes_are_read_object_by_object(name):
         ids, counts = np.unique(r.instance[d.mask], return_counts=True)
         gt = r.mask(int(ids[np.argmax(counts)]))
         assert (d.mask & gt).sum() / (d.mask | gt).sum() > 0.5, (name, d.shape, d.color)
+
+
+def test_degrade_changes_pixels_but_keeps_the_image_in_range_and_is_seeded():
+    """The fit's generated-image artefacts: same seed, same result; values stay 0..255; the picture changes
+    but stays close to the render."""
+    from mediagen.world.score.fit import degrade
+
+    spec = spec_from_prompt_meta(make_geneval_prompts("two_object", 1, np.random.default_rng(3))[0], np.random.default_rng(4))
+    img = render_scene(spec, 128, 128).image
+    outs = [degrade(img, np.random.default_rng(s)) for s in (7, 7, 8)]
+    assert np.array_equal(outs[0], outs[1])
+    changed = [float(np.abs(o - img).mean()) for o in outs]
+    for o in outs:
+        assert o.shape == img.shape and o.min() >= 0 and o.max() <= 255
+    assert all(0.0 < c < 12.0 for c in changed), changed
+
+
+def test_labelled_regions_adds_degraded_copies_with_the_same_labels():
+    """Every clean render gives its regions; with degraded=1 each scene also gives regions of a degraded copy."""
+    from mediagen.world.score.fit import labelled_regions
+
+    x0, y0 = labelled_regions(6, 0, degraded=0.0)
+    x1, y1 = labelled_regions(6, 0, degraded=1.0)
+    assert len(y1) > len(y0) > 0 and x0.shape[1] == x1.shape[1]
+    assert set(y1.tolist()) >= set(y0.tolist())

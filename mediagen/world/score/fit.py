@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,26 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
+def _matched_regions(img: np.ndarray, r: Any) -> list[tuple[np.ndarray, str]]:
+    """Shape features and true shape of each region the detector finds in img (H, W, 3) that overlaps one
+    rendered instance of r (a render) with IoU >= 0.5."""
+    seg = segment(img)
+    union = np.zeros(img.shape[:2], dtype=bool)
+    for m in seg.masks:
+        union |= m
+    out = []
+    for m in seg.masks:
+        ids, counts = np.unique(r.instance[m], return_counts=True)
+        best = int(ids[np.argmax(counts)])
+        if best == 0:
+            continue
+        gt = r.instance == best
+        if (gt & m).sum() / (gt | m).sum() < 0.5:
+            continue
+        out.append((shape_features(m, seg.image, union & ~m), r.objects[best - 1].shape))
+    return out
+
+
 def labelled_regions(n_scenes: int, seed: int, size: int = 128, degraded: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, F) and class indices (N,) of detected regions matched to rendered objects, from every
     clean render and, for a share `degraded` of them, from a copy passed through `degrade` as well."""
@@ -90,20 +111,9 @@ def labelled_regions(n_scenes: int, seed: int, size: int = 128, degraded: float 
         if rng.random() < degraded:
             images.append(degrade(r.image, rng))
         for img in images:
-            seg = segment(img)
-            union = np.zeros(img.shape[:2], dtype=bool)
-            for m in seg.masks:
-                union |= m
-            for m in seg.masks:
-                ids, counts = np.unique(r.instance[m], return_counts=True)
-                best = int(ids[np.argmax(counts)])
-                if best == 0:
-                    continue
-                gt = r.instance == best
-                if (gt & m).sum() / (gt | m).sum() < 0.5:
-                    continue
-                xs.append(shape_features(m, seg.image, union & ~m))
-                ys.append(SHAPE_CLASSES.index(r.objects[best - 1].shape))
+            for feats, shape in _matched_regions(img, r):
+                xs.append(feats)
+                ys.append(SHAPE_CLASSES.index(shape))
     return np.stack(xs), np.array(ys)
 
 

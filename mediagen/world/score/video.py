@@ -546,6 +546,11 @@ def _size_ranks(stated: list[dict[str, Any]]) -> list[tuple[int, int] | None]:
     return out
 
 
+def _seen_in(t: Track, segment: Sequence[int]) -> list[int]:
+    """Frames of the segment (first, last) in which the track is seen."""
+    return [k for k in range(int(segment[0]), int(segment[1]) + 1) if 0 <= k < len(t.dets) and t.dets[k] is not None]
+
+
 def _find_track(tracks: list[Track], attrs: dict[str, Any], segment: Sequence[int], pan: float = 0.0,
                 size_rank: tuple[int, int] | None = None) -> int | None:
     """Index of the track with the stated colour that is seen in the segment, has the stated shape, the
@@ -554,7 +559,7 @@ def _find_track(tracks: list[Track], attrs: dict[str, Any], segment: Sequence[in
     pan (degrees over the clip) is undone (among alike items, the prompt names the one that moves)."""  # fmt: skip
     pool = [i for i, t in enumerate(tracks) if t.color == attrs.get("color")]
     a, b = int(segment[0]), int(segment[1])
-    seen = {i: [k for k in range(a, b + 1) if 0 <= k < len(tracks[i].dets) and tracks[i].dets[k] is not None] for i in pool}
+    seen = {i: _seen_in(tracks[i], segment) for i in pool}
     alike = [i for i in pool if len(seen[i]) >= 2 and tracks[i].shape == attrs.get("shape")]
     steady = [i for i in alike if len(seen[i]) >= 0.5 * (b - a + 1)]  # not a fragment seen now and then
     alike = steady if len(steady) >= max(2, size_rank[1] if size_rank else 2) else alike
@@ -649,8 +654,7 @@ def _assign_twins(tracks: list[Track], stated: list[dict[str, Any]], group: list
 
     def steady(m: int, i: int) -> bool:  # seen through half the motion's segment, not a fragment
         lo, hi = (int(v) for v in stated[m]["segment"])
-        seen = sum(0 <= k < len(tracks[i].dets) and tracks[i].dets[k] is not None for k in range(lo, hi + 1))
-        return seen >= max(2, 0.5 * (hi - lo + 1))
+        return len(_seen_in(tracks[i], (lo, hi))) >= max(2, 0.5 * (hi - lo + 1))
 
     best, best_value = tuple(picks[m] for m in group), None
     if len(set(best)) == len(best) and None not in best:
