@@ -62,3 +62,18 @@ def test_lr_decay_is_linear_to_a_tenth():
     assert train.lr_decay(99, 100, 200) == 1.0
     assert abs(train.lr_decay(150, 100, 200) - 0.55) < 1e-9
     assert train.lr_decay(200, 100, 200) == train.lr_decay(10_000, 100, 200) == 0.1
+
+
+def test_model_card_score_table_names_the_scorer_and_the_ceiling(tmp_path):
+    """Scores from different scorers stay apart in the card, and the autoencoded ceiling gets its own row."""
+    import json
+
+    tags = {"single_object": {"accuracy": 0.5, "n": 10}, "position": {"accuracy": 0.25, "n": 10}}
+    (tmp_path / "scores_step7.json").write_text(json.dumps({"overall": 0.375, "tags": tags}))
+    (tmp_path / "scores_step7_abcd1234.json").write_text(json.dumps({"overall": 0.6, "tags": tags, "scorer": "abcd1234"}))
+    (tmp_path / "autoencoded.json").write_text(json.dumps({"overall": 0.8, "tags": tags, "scorer": "abcd1234"}))
+    rows = export.score_table(tmp_path, 7)
+    body = [r for r in rows if r.startswith("| ") and not r.startswith("| UNet") and not r.startswith("| ---")]
+    assert body[0].startswith("| world renders through the autoencoder (ceiling) | abcd1234 | 10 | 0.800 |")
+    assert body[1].startswith("| 7 (these weights) | earlier | 10 | 0.375 | 0.50 | 0.25 |")
+    assert body[2].startswith("| 7 (these weights) | abcd1234 | 10 | 0.600 |")

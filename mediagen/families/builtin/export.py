@@ -42,26 +42,32 @@ def _loss_curve(path: Path, last_step: int, points: int = 12) -> list[dict]:
 
 
 def score_table(run: Path, step: int) -> list[str]:
-    """Markdown rows of every scores_step<N>.json in the run (benchmarks/builtin_geneval.py output)."""
+    """Markdown rows of every scores_step<N>.json in the run (benchmarks/builtin_geneval.py output), and of
+    RUN/autoencoded.json (the same benchmark with --autoencoded: the ceiling of this latent space)."""
     found = []
     for p in run.glob("scores_step*.json"):
-        m = re.fullmatch(r"scores_step(\d+)\.json", p.name)
+        m = re.fullmatch(r"scores_step(\d+)(?:_(\w+))?\.json", p.name)
         if m:
             found.append((int(m.group(1)), json.loads(p.read_text())))
     if not found:
         return ["Not measured yet: run `python benchmarks/builtin_geneval.py --json RUN/scores_step<N>.json`."]
-    found.sort(key=lambda x: x[0])
+    found.sort(key=lambda x: (x[0], x[1].get("scorer", "")))
     tags = list(found[-1][1]["tags"])
     rows = [
         "GenEval-style accuracy (`benchmarks/builtin_geneval.py`: the world's held-out prompts, the first n per "
-        "tag, one 128x128 image each at the model's default steps and guidance, scored by `mediagen.world.score`):",
+        "tag, one 128x128 image each at the model's default steps and guidance, scored by `mediagen.world.score`; "
+        "scorer = the first 8 hex digits of the shape classifier's SHA-256, `earlier` for the detector before "
+        "soft edges were handled):",
         "",
-        "| UNet step | n per tag | overall | " + " | ".join(tags) + " |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in tags) + " |",
+        "| UNet step | scorer | n per tag | overall | " + " | ".join(tags) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in tags) + " |",
     ]
+    ceiling = run / "autoencoded.json"
+    named = [("world renders through the autoencoder (ceiling)", json.loads(ceiling.read_text()))] if ceiling.exists() else []
     for st, rep in found:
-        mark = " (these weights)" if st == step else ""
-        rows.append(f"| {st}{mark} | {rep['tags'][tags[0]]['n']} | {rep['overall']:.3f} | "
+        named.append((f"{st}" + (" (these weights)" if st == step else ""), rep))
+    for name, rep in named:
+        rows.append(f"| {name} | {rep.get('scorer', 'earlier')} | {rep['tags'][tags[0]]['n']} | {rep['overall']:.3f} | "
                     + " | ".join(f"{rep['tags'][t]['accuracy']:.2f}" for t in tags) + " |")
     return rows
 

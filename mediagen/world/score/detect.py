@@ -12,8 +12,13 @@ Pipeline (no access to any renderer ground truth of the image being scored):
    or gray region, a shadow-like pixel may fill proves nothing); nearby regions one palette colour explains
    (lit and shaded faces) or thin anti-aliased fringes merge back, and so do the pieces of a pattern; each
    region then takes the pixels inside its convex hull that may be its own;
-5. shapes: silhouette, shading (steps, ramps, flat faces) and contact features fed to a small perceptron
-   (`shape_model.json`, refit with `python -m mediagen.world.score.fit`).
+5. soft edges (a decoder's blur, resampling, compression): each region's core drops the blurred rim at the
+   half-contrast level between the local background and the region's own colour; a thin region whose
+   colours blend the background and a touching region is that region's rim, and a region too faint
+   against the background is a compression ripple: both are dropped;
+6. shapes: silhouette, shading (steps, ramps, flat faces) and contact features of each core fed to a small
+   perceptron (`shape_model.json`, refit with `python -m mediagen.world.score.fit`, which also learns from
+   degraded copies of the renders).
 """
 
 from __future__ import annotations
@@ -56,6 +61,14 @@ class DetectSettings:
     split_depth: float = 0.06  # a concavity this deep (times the square root of the area) may start a cut
     split_gain: float = 0.3  # a cut must remove this share of the region's non-convexity (hull area - area) ...
     split_gain_px: float = 0.5  # ... and at least this many pixels times the square root of the area
+    rim_depth: int = 3  # a region's pixels this close to its edge are kept only above half the local contrast
+    rim_window: int = 3  # radius of the window the local object and background colours are taken from
+    rim_contrast: float = 8.0  # ... where the two colours differ by at least this much
+    min_contrast: float = 12.0  # regions whose median distance from the background is below this are dropped
+    fringe_core: float = 0.1  # a region with at most this share left after two erosions may be a blurred rim ...
+    fringe_tol: float = 0.2  # ... when its colours blend background and a touching region's within this share
+    fringe_alpha: float = 0.7  # ... and lie at most this far (median) from the background towards that region
+    fringe_hug: float = 0.7  # ... and this share of it lies within two pixels of that region (a limb sticks out)
 
 
 @dataclass
@@ -858,6 +871,7 @@ class Segmentation:
     foreground: np.ndarray  # (H, W) bool
     labels: np.ndarray  # (H, W) int, colour index per pixel (-1 = background)
     masks: list[np.ndarray]  # one (H, W) bool mask per region
+    cores: list[np.ndarray]  # each mask without the blurred rim of a soft edge (see `trim_rim`): its shape
 
 
 def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
@@ -870,15 +884,98 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     labels = np.full((h, w), -1, dtype=np.int64)
     if fg.any():
         labels[fg] = name_colors(img[fg])
-    masks = []
+    masks, cores = [], []
     for m in _regions(fg, labels, img, s, shade):
         if m.sum() < max(4, s.min_area * h * w):
             continue
         x0, y0, x1, y1 = mask_box(m)
         if x1 - x0 < s.min_side or y1 - y0 < s.min_side or _horizon_streak(m, img, bg, s):
             continue
+        core = trim_rim(m, img, fg, s)
+        if _contrast(core, img, bg) < s.min_contrast:  # ripples of compression or a decoder
+            continue
         masks.append(m)
-    return Segmentation(img, bg, noise, fg, labels, masks)
+        cores.append(core)
+    keep = [k for k in range(len(masks)) if not _fringe(k, masks, cores, img, fg, s)]
+    return Segmentation(img, bg, noise, fg, labels, [masks[k] for k in keep], [cores[k] for k in keep])
+
+
+def region_features(seg: Segmentation) -> list[np.ndarray]:
+    """Shape features of each region of a segmentation: its core's silhouette and shading, and where the
+    other regions touch it."""
+    union = np.zeros(seg.image.shape[:2], dtype=bool)
+    for m in seg.masks:
+        union |= m
+    return [shape_features(c, seg.image, union & ~m) for m, c in zip(seg.masks, seg.cores)]
+
+
+def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
+    """Sum of a (H, W[, C]) over the (2r+1) x (2r+1) window around each pixel, zero beyond the edges."""
+    pad = [(r + 1, r), (r + 1, r)] + [(0, 0)] * (a.ndim - 2)
+    c = np.pad(a, pad).cumsum(0).cumsum(1)
+    k = 2 * r + 1
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+def _window_means(img: np.ndarray, sel: np.ndarray, r: int) -> np.ndarray:
+    """Mean colour (H, W, 3) of the `sel` (H, W) pixels in each pixel's (2r+1)^2 window; NaN where there are none."""
+    n = _box_sum(sel.astype(np.float64), r)[..., None]  # (H, W, 1)
+    sums = _box_sum(img * sel[..., None], r)
+    return np.where(n > 0, sums / np.maximum(n, 1.0), np.nan)
+
+
+def trim_rim(m: np.ndarray, img: np.ndarray, fg: np.ndarray, s: DetectSettings) -> np.ndarray:
+    """A region (H, W) without the blurred rim a soft edge leaves around it: a pixel near the edge stays only
+    where it lies past half way from the local background colour to the local colour of the region's core
+    (the half-contrast level of a blurred step, Canny's edge position for a symmetric blur)."""
+    core = m
+    for _ in range(s.rim_depth):
+        core = erode(core)
+    if core.sum() < 4:
+        return m
+    obj = _window_means(img, core, s.rim_window)  # (H, W, 3)
+    bg = _window_means(img, ~fg, s.rim_window)
+    ys, xs = np.nonzero(m & ~core & np.isfinite(obj[..., 0]) & np.isfinite(bg[..., 0]))
+    d = obj[ys, xs] - bg[ys, xs]  # (N, 3)
+    dd = (d * d).sum(-1)  # (N,)
+    alpha = ((img[ys, xs] - bg[ys, xs]) * d).sum(-1) / np.maximum(dd, 1e-9)
+    drop = (alpha < 0.5) & (dd > s.rim_contrast**2)
+    if not drop.any():
+        return m
+    out = m.copy()
+    out[ys[drop], xs[drop]] = False
+    return _largest(out)
+
+
+def _fringe(k: int, masks: list[np.ndarray], cores: list[np.ndarray], img: np.ndarray, fg: np.ndarray,
+            s: DetectSettings) -> bool:
+    """True when region k is only the blurred rim of a touching region: thin (nothing left two erosions
+    in), lying along that region's edge, and coloured like a blend of the local background and its core."""
+    m = masks[k]
+    if erode(erode(m)).sum() > s.fringe_core * m.sum():
+        return False
+    local = _window_means(img, ~fg, s.rim_window)  # (H, W, 3)
+    ys, xs = np.nonzero(m & np.isfinite(local[..., 0]))
+    if len(ys) < 0.5 * m.sum():
+        return False
+    bg = local[ys, xs]  # (N, 3)
+    for j, other in enumerate(masks):
+        if j == k or other.sum() < m.sum() or (m & dilate(dilate(other))).sum() < s.fringe_hug * m.sum():
+            continue
+        c = np.median(img[cores[j]], axis=0)  # (3,)
+        d = c - bg  # (N, 3)
+        alpha = np.clip(((img[ys, xs] - bg) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-9), 0.0, 1.0)
+        resid = np.linalg.norm(img[ys, xs] - (bg + alpha[:, None] * d), axis=1)  # (N,)
+        blend = np.median(alpha) <= s.fringe_alpha  # a thin part in the region's own colour is no rim
+        if blend and np.median(resid) < s.fringe_tol * max(float(np.median(np.linalg.norm(d, axis=1))), 1.0):
+            return True
+    return False
+
+
+def _contrast(m: np.ndarray, img: np.ndarray, bgs: np.ndarray) -> float:
+    """Median distance of a region's pixels from the nearest row background candidate."""
+    ys, xs = np.nonzero(m)
+    return float(np.median(np.linalg.norm(img[ys, xs][None] - bgs[:, ys], axis=2).min(axis=0)))
 
 
 def _horizon_streak(m: np.ndarray, img: np.ndarray, bgs: np.ndarray, s: DetectSettings) -> bool:
@@ -902,10 +999,7 @@ def analyze(image: Any, settings: DetectSettings | None = None, model: ShapeMode
     model = model or load_shape_model()
     dets = []
     regions = np.zeros(img.shape[:2], dtype=np.int64)
-    union = np.zeros(img.shape[:2], dtype=bool)
-    for m in seg.masks:
-        union |= m
-    feats = [shape_features(m, img, union & ~m) for m in seg.masks]
+    feats = region_features(seg)
     probs = model.probs(np.stack(feats)) if feats else np.zeros((0, len(model.classes)))
     for m, p in zip(seg.masks, probs):
         color, share = dominant_color(img[m])

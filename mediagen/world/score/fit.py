@@ -33,8 +33,8 @@ from mediagen.world.score.detect import (
     SHAPE_CLASSES,
     ShapeModel,
     fit_mlp,
+    region_features,
     segment,
-    shape_features,
 )
 
 
@@ -79,11 +79,8 @@ def _matched_regions(img: np.ndarray, r: Any) -> list[tuple[np.ndarray, str]]:
     """Shape features and true shape of each region the detector finds in img (H, W, 3) that overlaps one
     rendered instance of r (a render) with IoU >= 0.5."""
     seg = segment(img)
-    union = np.zeros(img.shape[:2], dtype=bool)
-    for m in seg.masks:
-        union |= m
     out = []
-    for m in seg.masks:
+    for m, f in zip(seg.masks, region_features(seg)):
         ids, counts = np.unique(r.instance[m], return_counts=True)
         best = int(ids[np.argmax(counts)])
         if best == 0:
@@ -91,7 +88,7 @@ def _matched_regions(img: np.ndarray, r: Any) -> list[tuple[np.ndarray, str]]:
         gt = r.instance == best
         if (gt & m).sum() / (gt | m).sum() < 0.5:
             continue
-        out.append((shape_features(m, seg.image, union & ~m), r.objects[best - 1].shape))
+        out.append((f, r.objects[best - 1].shape))
     return out
 
 
@@ -144,9 +141,9 @@ def save_shape_model(model: ShapeModel, path: Path = MODEL_FILE) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Fit and save the shipped classifier."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--scenes", type=int, default=4200)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--scenes", type=int, default=4800)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("-o", "--output", type=Path, default=MODEL_FILE)
     a = ap.parse_args(argv)
     model, acc = fit(a.scenes, a.seed, a.hidden)
