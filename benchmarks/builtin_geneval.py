@@ -39,6 +39,8 @@ def autoencoded(records: list[dict], model_id: str, seed: int) -> dict:
     from mediagen.world import render_scene, spec_from_prompt_meta
     from mediagen.world.score.geneval import score_image, summarize
 
+    if model_id.split(":", 1)[0] != "builtin":
+        raise SystemExit(f"--autoencoded needs a built-in model ('builtin' or 'builtin:/path/to/export'), not {model_id!r}")
     folder = Path(model_id.split(":", 1)[1]) if ":" in model_id else weights_dir()
     model = load_folder(folder, model_id=model_id)
     rng = np.random.default_rng(seed)
@@ -46,7 +48,7 @@ def autoencoded(records: list[dict], model_id: str, seed: int) -> dict:
     for rec in records:
         img = Image.fromarray(render_scene(spec_from_prompt_meta(rec, rng), 128, 128).image)
         verdicts.append(score_image(model.decode(model.encode_image(img)), rec).correct)
-    return {**summarize(records, verdicts), "outputs": len(records), "autoencoded": True}
+    return {"model": model_id, **summarize(records, verdicts), "outputs": len(records), "autoencoded": True}
 
 
 def main() -> None:
@@ -79,7 +81,8 @@ def main() -> None:
     summary["steps"] = a.steps or "model default"
     summary["scorer"] = scorer_id()
     summary["load_average"] = round(os.getloadavg()[0], 2)
-    print(f"{a.model} {a.mode}: overall {rep['overall']:.3f} over {rep['outputs']} outputs in {rep['seconds']:.0f} s")
+    what = "world renders through the autoencoder of " + a.model if a.autoencoded else f"{a.model} {a.mode}"
+    print(f"{what}: overall {rep['overall']:.3f} over {rep['outputs']} outputs in {rep['seconds']:.0f} s")
     for tag, v in rep["tags"].items():
         print(f"  {tag:<14} {v['accuracy']:.3f}  (n={v['n']})")
     if a.json is not None:
