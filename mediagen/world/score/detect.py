@@ -885,18 +885,19 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     if fg.any():
         labels[fg] = name_colors(img[fg])
     masks, cores = [], []
+    local_bg = _window_means(img, ~fg, s.rim_window)  # (H, W, 3) background colour near each pixel
     for m in _regions(fg, labels, img, s, shade):
         if m.sum() < max(4, s.min_area * h * w):
             continue
         x0, y0, x1, y1 = mask_box(m)
         if x1 - x0 < s.min_side or y1 - y0 < s.min_side or _horizon_streak(m, img, bg, s):
             continue
-        core = trim_rim(m, img, fg, s)
+        core = trim_rim(m, img, local_bg, s)
         if _contrast(core, img, bg) < s.min_contrast:  # ripples of compression or a decoder
             continue
         masks.append(m)
         cores.append(core)
-    keep = [k for k in range(len(masks)) if not _fringe(k, masks, cores, img, fg, s)]
+    keep = [k for k in range(len(masks)) if not _fringe(k, masks, cores, img, local_bg, s)]
     return Segmentation(img, bg, noise, fg, labels, [masks[k] for k in keep], [cores[k] for k in keep])
 
 
@@ -924,21 +925,21 @@ def _window_means(img: np.ndarray, sel: np.ndarray, r: int) -> np.ndarray:
     return np.where(n > 0, sums / np.maximum(n, 1.0), np.nan)
 
 
-def trim_rim(m: np.ndarray, img: np.ndarray, fg: np.ndarray, s: DetectSettings) -> np.ndarray:
+def trim_rim(m: np.ndarray, img: np.ndarray, local_bg: np.ndarray, s: DetectSettings) -> np.ndarray:
     """A region (H, W) without the blurred rim a soft edge leaves around it: a pixel near the edge stays only
-    where it lies past half way from the local background colour to the local colour of the region's core
-    (the half-contrast level of a blurred step, Canny's edge position for a symmetric blur)."""
+    where it lies past half way from the local background colour (`local_bg` (H, W, 3), NaN where there is
+    none, see `_window_means`) to the local colour of the region's core (the half-contrast level of a
+    blurred step, Canny's edge position for a symmetric blur)."""
     core = m
     for _ in range(s.rim_depth):
         core = erode(core)
     if core.sum() < 4:
         return m
     obj = _window_means(img, core, s.rim_window)  # (H, W, 3)
-    bg = _window_means(img, ~fg, s.rim_window)
-    ys, xs = np.nonzero(m & ~core & np.isfinite(obj[..., 0]) & np.isfinite(bg[..., 0]))
-    d = obj[ys, xs] - bg[ys, xs]  # (N, 3)
+    ys, xs = np.nonzero(m & ~core & np.isfinite(obj[..., 0]) & np.isfinite(local_bg[..., 0]))
+    d = obj[ys, xs] - local_bg[ys, xs]  # (N, 3)
     dd = (d * d).sum(-1)  # (N,)
-    alpha = ((img[ys, xs] - bg[ys, xs]) * d).sum(-1) / np.maximum(dd, 1e-9)
+    alpha = ((img[ys, xs] - local_bg[ys, xs]) * d).sum(-1) / np.maximum(dd, 1e-9)
     drop = (alpha < 0.5) & (dd > s.rim_contrast**2)
     if not drop.any():
         return m
@@ -947,18 +948,17 @@ def trim_rim(m: np.ndarray, img: np.ndarray, fg: np.ndarray, s: DetectSettings) 
     return _largest(out)
 
 
-def _fringe(k: int, masks: list[np.ndarray], cores: list[np.ndarray], img: np.ndarray, fg: np.ndarray,
+def _fringe(k: int, masks: list[np.ndarray], cores: list[np.ndarray], img: np.ndarray, local_bg: np.ndarray,
             s: DetectSettings) -> bool:
     """True when region k is only the blurred rim of a touching region: thin (nothing left two erosions
     in), lying along that region's edge, and coloured like a blend of the local background and its core."""
     m = masks[k]
     if erode(erode(m)).sum() > s.fringe_core * m.sum():
         return False
-    local = _window_means(img, ~fg, s.rim_window)  # (H, W, 3)
-    ys, xs = np.nonzero(m & np.isfinite(local[..., 0]))
+    ys, xs = np.nonzero(m & np.isfinite(local_bg[..., 0]))
     if len(ys) < 0.5 * m.sum():
         return False
-    bg = local[ys, xs]  # (N, 3)
+    bg = local_bg[ys, xs]  # (N, 3)
     for j, other in enumerate(masks):
         if j == k or other.sum() < m.sum() or (m & dilate(dilate(other))).sum() < s.fringe_hug * m.sum():
             continue

@@ -357,32 +357,35 @@ def merged_track(tracks: list[Track], members: Sequence[int]) -> Track:
     return Track(first.color, first.shape, dets)
 
 
-def _bottom_hidden(d: Detection, others: np.ndarray) -> bool:
-    """True when the silhouette's lowest pixels touch the image's bottom edge or another item (H, W) just
-    below them in a quarter of its columns: something nearer covers the base."""
+def _lowest_rows(mask: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Lowest row (C,) of a mask (H, W) in each of the columns `cols` (C,)."""
+    return mask.shape[0] - 1 - np.argmax(mask[::-1, cols], axis=0)
+
+
+def _base_covered(d: Detection, others: np.ndarray, cols: np.ndarray) -> bool:
+    """True when the silhouette's lowest pixels in columns `cols` touch the image's bottom edge or another
+    item (H, W) just below them in a quarter of those columns."""
     height = d.mask.shape[0]
-    cols = np.flatnonzero(d.mask.any(axis=0))
-    lows = height - 1 - np.argmax(d.mask[::-1, cols], axis=0)  # (C,) lowest row per column
+    lows = _lowest_rows(d.mask, cols)
     if lows.max() >= height - 1:
         return True
     below = others[np.minimum(lows + 1, height - 1), cols] | others[np.minimum(lows + 2, height - 1), cols]
     return float(below.mean()) >= 0.25
 
 
+def _bottom_hidden(d: Detection, others: np.ndarray) -> bool:
+    """True when something nearer covers the base: `_base_covered` over all the silhouette's columns."""
+    return _base_covered(d, others, np.flatnonzero(d.mask.any(axis=0)))
+
+
 def _free_end_low(d: Detection, others: np.ndarray) -> float:
     """Base row at the silhouette's one free end (the mean lowest row of its outer columns, as in
     `Track.bottom`) when a nearer item (H, W) or the image's bottom edge covers the other end's base; NaN
     when both ends or neither are covered."""
-    height = d.mask.shape[0]
     cols = np.flatnonzero(d.mask.any(axis=0))
     edge = max(1, round(0.15 * len(cols)))
-    found = []
-    for end in (cols[:edge], cols[-edge:]):
-        lows = height - 1 - np.argmax(d.mask[::-1, end], axis=0)  # (E,) lowest row per column
-        below = others[np.minimum(lows + 1, height - 1), end] | others[np.minimum(lows + 2, height - 1), end]
-        covered = lows.max() >= height - 1 or float(below.mean()) >= 0.25
-        found.append(None if covered else float(np.mean(lows + 1.0)))
-    free = [v for v in found if v is not None]
+    ends = (cols[:edge], cols[-edge:])
+    free = [float(np.mean(_lowest_rows(d.mask, e) + 1.0)) for e in ends if not _base_covered(d, others, e)]
     return free[0] if len(free) == 1 else math.nan
 
 
