@@ -5,7 +5,8 @@
 
 Takes the first --per-tag records of every tag from the world's held-out prompt file, generates and scores them
 with `mediagen.world.evaluate`, and prints the overall score and per-tag accuracy (optionally writing them as
-JSON, e.g. to the training run's scores.json, which `export.py` copies into the model card).
+JSON, e.g. to the training run's scores.json, which `export.py` copies into the model card). The colour tags
+are also split by whether the record names a colour-shape pair held out of training (`by_combo`).
 
 --autoencoded scores the world's own render of each record after a round trip through the model's
 autoencoder (encode, decode) instead of generating: the most a model that draws in that latent space can
@@ -30,6 +31,19 @@ def scorer_id() -> str:
     return hashlib.sha256(Path(MODEL_FILE).read_bytes()).hexdigest()[:8]
 
 
+def combo_split(records: list[dict], verdicts: list[bool]) -> dict:
+    """Accuracy of the colour tags on records naming a colour-shape pair held out of training, and on the rest."""
+    out: dict[str, dict] = {}
+    for tag in ("colors", "color_attr"):
+        for held in (True, False):
+            got = [bool(v) for r, v in zip(records, verdicts)
+                   if r["tag"] == tag and bool(r.get("heldout", {}).get("combo")) == held]
+            if got:
+                out.setdefault(tag, {})["heldout_combo" if held else "seen_combos"] = {
+                    "accuracy": sum(got) / len(got), "n": len(got)}
+    return out
+
+
 def autoencoded(records: list[dict], model_id: str, seed: int) -> dict:
     """Pass rates of the world's renders of `records` after the model's autoencoder round trip."""
     import numpy as np
@@ -48,7 +62,8 @@ def autoencoded(records: list[dict], model_id: str, seed: int) -> dict:
     for rec in records:
         img = Image.fromarray(render_scene(spec_from_prompt_meta(rec, rng), 128, 128).image)
         verdicts.append(score_image(model.decode(model.encode_image(img)), rec).correct)
-    return {"model": model_id, **summarize(records, verdicts), "outputs": len(records), "autoencoded": True}
+    return {"model": model_id, **summarize(records, verdicts), "outputs": len(records), "autoencoded": True,
+            "by_combo": combo_split(records, verdicts)}
 
 
 def main() -> None:
@@ -77,6 +92,7 @@ def main() -> None:
     else:
         rows, _ = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
+        rep["by_combo"] = combo_split(records, [r["correct"] for r in sorted(rows, key=lambda r: r["index"])])
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
     summary["steps"] = a.steps or "model default"
     summary["scorer"] = scorer_id()
@@ -85,6 +101,9 @@ def main() -> None:
     print(f"{what}: overall {rep['overall']:.3f} over {rep['outputs']} outputs in {rep['seconds']:.0f} s")
     for tag, v in rep["tags"].items():
         print(f"  {tag:<14} {v['accuracy']:.3f}  (n={v['n']})")
+    for tag, split in rep["by_combo"].items():
+        print(f"  {tag:<14} " + ", ".join(f"{k.replace('_', ' ')} {v['accuracy']:.3f} (n={v['n']})"
+                                          for k, v in split.items()))
     if a.json is not None:
         atomic_write(a.json, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
 

@@ -246,6 +246,11 @@ def test_text_encoder_matches_transformers_bert():
     assert torch.allclose(states, ref, atol=1e-4)
     swapped, _ = te.encode(["a red cube left of a blue sphere", "a blue cube left of a red sphere"])
     assert (swapped[0] - swapped[1]).abs().max() > 0.1  # token states tell attribute swaps apart
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(path).eval()(**enc, output_hidden_states=True).hidden_states
+    both, _ = TextEncoder(max_tokens=64, layers=(3, 6)).encode(texts)  # (B, M, 768): layer 3, then the last
+    assert both.shape[-1] == 768 and torch.allclose(both[..., 384:], ref, atol=1e-4)
+    assert torch.allclose(both[..., :384], hidden[3] * enc["attention_mask"][..., None], atol=1e-4)
 
 
 def test_drop_colors_keeps_the_caption_true():

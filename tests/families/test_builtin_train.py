@@ -22,9 +22,9 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
                        "16", "16", "--eval-images", "8"]) == 0
     tiny = ["--batch", "8", "--unet-channels", "16", "32", "32", "--head-dim", "16", "--captions", "2",
             "--sample-every", "60", "--no-adaptive-threads"]
-    assert train.main([*common, "unet", "--max-steps", "30", *tiny]) == 0
+    assert train.main([*common, "unet", "--max-steps", "30", "--text-layers", "6", *tiny]) == 0
     ck = train.load_checkpoint(run / "unet_last.pt")
-    assert ck["step"] == 30
+    assert ck["step"] == 30 and ck["text_layers"] == [6]
     assert train.main([*common, "unet", "--max-steps", "50", "--resume", "--p-prompt", "0.5", "--decay-from", "30",
                        "--decay-until", "50", *tiny]) == 0
     assert train.load_checkpoint(run / "unet_last.pt")["step"] == 50
@@ -39,6 +39,41 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     img = model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image
     assert img.size == (64, 64) and np.asarray(img).std() > 0
     assert "UNet: 50 steps" in (out / "MODEL_CARD.md").read_text()
+
+    # start a run from that checkpoint with a middle text layer added beside the last
+    src = tmp_path / "step50.pt"
+    (run / "unet_last.pt").rename(src)
+    assert train.main([*common, "unet", "--max-steps", "55", "--init-from", str(src), "--text-layers", "3", "6",
+                       *tiny]) == 0
+    ck = train.load_checkpoint(run / "unet_last.pt")
+    assert (ck["step"], ck["text_layers"], ck["warm_from"]) == (55, [3, 6], 50)
+    export.main(["--run", str(run), "--out", str(out)])
+    model = load(str(out))
+    assert model.config.text_layers == (3, 6) and model.config.unet.context_dim == 768
+    assert model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image.size == (64, 64)
+
+
+def test_widened_text_input_keeps_the_outputs():
+    from mediagen.families.builtin.config import UNetConfig
+    from mediagen.families.builtin.nets import UNet
+
+    torch.manual_seed(0)
+    old = UNet(UNetConfig(channels=(16, 32, 32), head_dim=16, inpaint=False))
+    for p in old.parameters():  # every weight non-zero, so the text reaches the output
+        p.data.normal_(0, 0.2)
+    sd = train.widen_context(old.state_dict(), (6,), (3, 6))
+    new = UNet(UNetConfig(channels=(16, 32, 32), head_dim=16, inpaint=False, context_dim=768, context_groups=2))
+    new.load_state_dict(sd)
+    x, t = torch.randn(2, 4, 16, 16), torch.tensor([0.3, 0.8])
+    last, middle = torch.randn(2, 7, 384), torch.randn(2, 7, 384)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    with torch.no_grad():
+        want, got = old(x, t, last, mask), new(x, t, torch.cat([middle, last], -1), mask)
+        assert want.abs().mean() > 0.1 and torch.allclose(got, want, atol=1e-4)
+        trained = train.widen_context(old.state_dict(), (6,), (3, 6))
+        trained["pool_proj.weight"][:, :384] = torch.randn(256, 384) * 0.1  # once the new block has weights,
+        new.load_state_dict(trained)  # the middle layer counts
+        assert not torch.allclose(new(x, t, torch.cat([middle, last], -1), mask), want, atol=1e-3)
 
 
 def test_prompt_share_batches_use_the_prompt_caption():
@@ -77,3 +112,9 @@ def test_model_card_score_table_names_the_scorer_and_the_ceiling(tmp_path):
     assert body[0].startswith("| world renders through the autoencoder (ceiling) | abcd1234 | 10 | 0.800 |")
     assert body[1].startswith("| 7 (these weights) | earlier | 10 | 0.375 | 0.50 | 0.25 |")
     assert body[2].startswith("| 7 (these weights) | abcd1234 | 10 | 0.600 |")
+    assert not any("held out of training" in r for r in rows)  # no split measured: no line
+    combos = {"color_attr": {"heldout_combo": {"accuracy": 0.25, "n": 4}, "seen_combos": {"accuracy": 0.5, "n": 6}}}
+    (tmp_path / "scores_step7_abcd1234.json").write_text(
+        json.dumps({"overall": 0.6, "tags": tags, "scorer": "abcd1234", "by_combo": combos}))
+    line = export.score_table(tmp_path, 7)[-1]
+    assert "color_attr 0.25 on a colour-shape pair held out of training (n=4), 0.50 on the others (n=6)" in line

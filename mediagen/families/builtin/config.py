@@ -30,7 +30,8 @@ class UNetConfig:
     blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
     attention: tuple[bool, ...] = (False, True, True)  # self + cross attention after each block of a level
     head_dim: int = 64
-    context_dim: int = 384  # MiniLM token states
+    context_dim: int = 384  # MiniLM token states (384 per text layer)
+    context_groups: int = 1  # text layers side by side in the context, each layer-normalised on its own
     time_dim: int = 256
     inpaint: bool = True  # extra inputs: mask (1) + masked-image latent (latent_channels)
 
@@ -46,6 +47,7 @@ class ModelConfig:
     ae: AEConfig = field(default_factory=AEConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     text_max_tokens: int = 64
+    text_layers: tuple[int, ...] = (6,)  # MiniLM hidden states concatenated as the context (6 = last layer)
     default_steps: int = 20
     default_guidance: float = 3.0
     default_shift: float = 1.0
@@ -61,7 +63,7 @@ class ModelConfig:
         return cls(
             ae=_build(AEConfig, d.get("ae", {})),
             unet=_build(UNetConfig, d.get("unet", {})),
-            **{k: v for k, v in d.items() if k not in ("ae", "unet")},
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k not in ("ae", "unet")},
         )
 
 

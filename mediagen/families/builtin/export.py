@@ -69,6 +69,13 @@ def score_table(run: Path, step: int) -> list[str]:
     for name, rep in named:
         rows.append(f"| {name} | {rep.get('scorer', 'earlier')} | {rep['tags'][tags[0]]['n']} | {rep['overall']:.3f} | "
                     + " | ".join(f"{rep['tags'][t]['accuracy']:.2f}" for t in tags) + " |")
+    mine = [rep for st, rep in found if st == step and rep.get("by_combo")]
+    if mine:
+        split = "; ".join(f"{tag} {v['heldout_combo']['accuracy']:.2f} on a colour-shape pair held out of training "
+                          f"(n={v['heldout_combo']['n']}), {v['seen_combos']['accuracy']:.2f} on the others "
+                          f"(n={v['seen_combos']['n']})"
+                          for tag, v in mine[-1]["by_combo"].items() if {"heldout_combo", "seen_combos"} <= set(v))
+        rows += ["", f"These weights by colour-shape pair: {split}."]
     return rows
 
 
@@ -111,8 +118,9 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         f"({cfg.unet.blocks + 1} up), self + cross attention at levels "
         f"{[i for i, a in enumerate(cfg.unet.attention) if a]}, "
         f"{n_params[1] / 1e6:.2f} M params, input {cfg.unet.in_channels} channels (noisy latent, mask, masked latent).",
-        "- Text: all-MiniLM-L6-v2 per-token last hidden states (384-d) with their attention mask "
-        f"(up to {cfg.text_max_tokens} tokens), cross-attended; their masked mean joins the time embedding.",
+        f"- Text: all-MiniLM-L6-v2 per-token hidden states of layers {list(cfg.text_layers)} (6 = last; 384-d "
+        f"each, side by side) with their attention mask (up to {cfg.text_max_tokens} tokens), cross-attended; "
+        "their masked mean joins the time embedding.",
         "- Objective: rectified flow (x_t = (1 - t) x0 + t eps, target eps - x0), logit-normal t, caption dropout "
         "0.1 for classifier-free guidance, EMA weights shipped.",
         "",
@@ -162,7 +170,8 @@ def export(run: Path, out: Path, dtype: torch.dtype = torch.float16, unet_path: 
                  "decoder_elapsed": dec["elapsed"]}
     unet_ck = load_checkpoint(unet_path or run / "unet_last.pt")
     cfg = ModelConfig(ae=_cfg(AEConfig, ae_ck["config"]), unet=_cfg(UNetConfig, unet_ck["config"]),
-                      text_max_tokens=int(unet_ck.get("max_tokens", ModelConfig().text_max_tokens)))
+                      text_max_tokens=int(unet_ck.get("max_tokens", ModelConfig().text_max_tokens)),
+                      text_layers=tuple(unet_ck.get("text_layers", ModelConfig().text_layers)))
     ae, unet = AutoEncoder(cfg.ae), UNet(cfg.unet)
     ae.load_state_dict(ae_ck["model"])  # checks the keys before anything is written
     unet.load_state_dict(unet_ck["ema"])

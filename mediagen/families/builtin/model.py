@@ -214,7 +214,10 @@ def load_folder(folder: Path, *, model_id: str, device: str = "cpu", dtype: Any 
         sd = {k: v.float() for k, v in load_file(str(folder / name)).items()}
         module.load_state_dict(sd)
         module.eval().requires_grad_(False).to(dev, memory_format=torch.channels_last)
-    text = TextEncoder(max_tokens=cfg.text_max_tokens)
+    text = TextEncoder(max_tokens=cfg.text_max_tokens, layers=cfg.text_layers)
+    if text.dim != cfg.unet.context_dim:
+        raise ModelNotFoundError(f"{folder / 'config.json'}: text layers {list(cfg.text_layers)} give {text.dim}-d "
+                                 f"states but the UNet reads {cfg.unet.context_dim}-d; re-export the weights")
     text.model.to(dev)
     if dtype is None:
         bf16 = cpu_has_fast_bf16() if dev.type == "cpu" else True

@@ -153,6 +153,22 @@ class Attention(nn.Module):
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
+class GroupLayerNorm(nn.Module):
+    """LayerNorm (Ba et al. 2016) over each of `groups` equal slices of the last dim; one slice = nn.LayerNorm."""
+
+    def __init__(self, dim: int, groups: int = 1):
+        super().__init__()
+        if dim % groups:
+            raise ValueError(f"context width {dim} does not split into {groups} groups")
+        self.groups = groups
+        self.weight, self.bias = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.view(*x.shape[:-1], self.groups, -1)  # (..., G, D/G)
+        g = F.layer_norm(g, g.shape[-1:], eps=1e-5)
+        return g.flatten(-2) * self.weight + self.bias
+
+
 class TransformerBlock(nn.Module):
     """Self-attention, cross-attention on text tokens, GELU MLP, all pre-LN (as in SD's spatial transformer)."""
 
@@ -187,7 +203,7 @@ class UNet(nn.Module):
         ch, td = cfg.channels, cfg.time_dim
         self.time_mlp = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
         self.pool_proj = nn.Linear(cfg.context_dim, td)  # mean text state joins the time embedding
-        self.ctx_norm = nn.LayerNorm(cfg.context_dim)
+        self.ctx_norm = GroupLayerNorm(cfg.context_dim, cfg.context_groups)
         self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -228,10 +244,10 @@ class UNet(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
-        """x (B, in_channels, h, w), t (B,) in [0, 1], ctx (B, M, 384), ctx_mask (B, M) -> velocity (B, C, h, w)."""
+        """x (B, in_channels, h, w), t (B,) in [0, 1], ctx (B, M, context_dim), ctx_mask (B, M) -> velocity."""
         ctx = self.ctx_norm(ctx)
         m = ctx_mask.to(ctx.dtype)[..., None]  # (B, M, 1)
-        pooled = (ctx * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, 384)
+        pooled = (ctx * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, context_dim)
         emb = self.time_mlp(timestep_embedding(t, self.cfg.time_dim).to(x.dtype)) + self.pool_proj(pooled)
         h = self.conv_in(x)
         hs = [h]

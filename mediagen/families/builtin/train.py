@@ -402,9 +402,32 @@ def shard_prompted(shard: Path, n: int) -> np.ndarray:
         return np.char.str_len(z["prompt_metas"].astype(str)) > 0
 
 
+TEXT_WIDTH = 384  # one MiniLM layer's state
+
+
 def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
+    layers = len(args.text_layers)
     return UNetConfig(latent_channels=latent_channels, channels=tuple(args.unet_channels), blocks=args.unet_blocks,
-                      attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim)
+                      attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim,
+                      context_dim=TEXT_WIDTH * layers, context_groups=layers)
+
+
+def widen_context(sd: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """A UNet state dict that read text layers `old` rewritten to read layers `new` (a superset) with the same
+    outputs: weights on the added layers start at zero, their norm at identity, so training starts from the
+    model as it was and learns what the added layers tell."""
+    missing = [i for i in old if i not in new]
+    if missing:
+        raise SystemExit(f"text layers {list(new)} drop layers {missing} that the checkpoint reads ({list(old)})")
+    out = dict(sd)
+    for k, w in sd.items():
+        if k.endswith(("cross_attn.kv.weight", "pool_proj.weight")):  # (out, 384 * len(old))
+            blocks = w.split(TEXT_WIDTH, dim=1)
+            out[k] = torch.cat([blocks[old.index(i)] if i in old else torch.zeros_like(blocks[0]) for i in new], 1)
+        elif k in ("ctx_norm.weight", "ctx_norm.bias"):  # (384 * len(old),)
+            blocks, fill = w.split(TEXT_WIDTH), 1.0 if k.endswith("weight") else 0.0
+            out[k] = torch.cat([blocks[old.index(i)] if i in old else torch.full_like(blocks[0], fill) for i in new])
+    return out
 
 
 def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float,
@@ -470,15 +493,26 @@ def cmd_unet(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     ae, ae_hash = load_frozen_ae(run)
-    text = TextEncoder(max_tokens=args.max_tokens)
     ckpt_path = run / "unet_last.pt"
+    layers = tuple(args.text_layers)
     cfg = unet_config(args, ae.cfg.latent_channels)
-    step, elapsed, ck = 0, 0.0, None
-    if args.resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
+    step, elapsed, ck, warm_from = 0, 0.0, None, 0
+    resume = args.resume and ckpt_path.exists()
+    if args.init_from and not args.resume and ckpt_path.exists():
+        raise SystemExit(f"{ckpt_path} exists: move it away to start from {args.init_from}, or pass --resume")
+    if resume or args.init_from:
+        ck = load_checkpoint(ckpt_path if resume else Path(args.init_from))
         cfg = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(ck["config"]).items()})
         if ck["ae_hash"] != ae_hash:
             raise SystemExit(f"checkpoint was trained on autoencoder {ck['ae_hash']}, found {ae_hash}")
+        ck_layers = tuple(ck.get("text_layers", (6,)))
+        if resume:
+            layers = ck_layers
+        elif layers != ck_layers:
+            ck = {**ck, "model": widen_context(ck["model"], ck_layers, layers),
+                  "ema": widen_context(ck["ema"], ck_layers, layers)}
+            cfg = replace(cfg, context_dim=TEXT_WIDTH * len(layers), context_groups=len(layers))
+    text = TextEncoder(max_tokens=args.max_tokens, layers=layers)
     unet = UNet(cfg).to(memory_format=torch.channels_last)
     ema = UNet(cfg).to(memory_format=torch.channels_last)
     ema.load_state_dict(unet.state_dict())
@@ -487,10 +521,15 @@ def cmd_unet(args: argparse.Namespace) -> None:
     if ck is not None:
         unet.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
-        set_rng_state(rng, ck["rng"])
-        log_line(run, "unet", f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
+        if resume:
+            opt.load_state_dict(ck["opt"])
+            set_rng_state(rng, ck["rng"])
+            warm_from = ck.get("warm_from", 0)
+            log_line(run, "unet", f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
+        else:  # fresh optimizer and warm-up; step and time carry on from the source
+            warm_from = step
+            log_line(run, "unet", f"initialised from {args.init_from} (step {step}, text layers {list(layers)})")
     log_line(run, "unet", f"unet {count_params(unet) / 1e6:.2f} M params, config {asdict(cfg)}, ae {ae_hash}")
     ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s), args.encode_per_scan)
     log_line(run, "unet", f"training set: {len(ds)} scenes")
@@ -500,7 +539,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
     def save() -> None:
         save_atomic({"model": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
                      "elapsed": elapsed, "rng": rng_state(rng), "config": json.dumps(asdict(cfg)),
-                     "ae_hash": ae_hash, "batch": args.batch, "max_tokens": args.max_tokens}, ckpt_path)
+                     "ae_hash": ae_hash, "batch": args.batch, "max_tokens": args.max_tokens,
+                     "text_layers": list(layers), "warm_from": warm_from}, ckpt_path)
 
     t_start = t_save = t_scan = t_prev = time.time()
     budget = args.minutes * 60
@@ -524,7 +564,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
         ctx, ctx_mask = text.encode(caps, bf16=True)
         t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
         noise = torch.randn_like(x0)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * lr_decay(step, args.decay_from, args.decay_until)
+        lr = args.lr * min(1.0, (step - warm_from + 1) / args.warmup) * lr_decay(step, args.decay_from, args.decay_until)
         for g in opt.param_groups:
             g["lr"] = lr
         loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise)
@@ -614,6 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--unet-blocks", type=int, default=1)
     u.add_argument("--unet-attention", type=int, nargs="+", default=[0, 1, 1])
     u.add_argument("--head-dim", type=int, default=64)
+    u.add_argument("--text-layers", type=int, nargs="+", default=[3, 6],
+                   help="MiniLM hidden states the UNet reads, side by side (0 = embeddings, 6 = last layer)")
+    u.add_argument("--init-from", default=None,
+                   help="start from this UNet checkpoint (EMA and weights; fresh optimizer and warm-up), widening "
+                        "its text input when --text-layers adds layers")
     u.add_argument("--max-tokens", type=int, default=64)
     u.add_argument("--captions", type=int, default=3, help="captions drawn per scene")
     u.add_argument("--save-every", type=float, default=4)
