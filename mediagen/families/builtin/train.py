@@ -500,6 +500,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
     resume = args.resume and ckpt_path.exists()
     if args.init_from and not args.resume and ckpt_path.exists():
         raise SystemExit(f"{ckpt_path} exists: move it away to start from {args.init_from}, or pass --resume")
+    if args.init_from and not resume and not Path(args.init_from).is_file():
+        raise SystemExit(f"--init-from {args.init_from}: no such checkpoint (a unet_*.pt of a training run)")
     if resume or args.init_from:
         ck = load_checkpoint(ckpt_path if resume else Path(args.init_from))
         cfg = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(ck["config"]).items()})
