@@ -99,7 +99,7 @@ class Track:
             return np.array([x, float(np.flatnonzero(d.mask.any(axis=1))[-1] + 1.0)])
         cols = np.flatnonzero(d.mask.any(axis=0))
         edge = max(1, round(0.15 * len(cols)))
-        lows = [np.flatnonzero(d.mask[:, c])[-1] + 1.0 for c in np.concatenate([cols[:edge], cols[-edge:]])]
+        lows = _lowest_rows(d.mask, np.concatenate([cols[:edge], cols[-edge:]])) + 1.0  # (2E,)
         return np.array([x, float(np.mean(lows))])
 
     def center(self, k: int) -> np.ndarray | None:
