@@ -44,26 +44,48 @@ def combo_split(records: list[dict], verdicts: list[bool]) -> dict:
     return out
 
 
-def autoencoded(records: list[dict], model_id: str, seed: int) -> dict:
-    """Pass rates of the world's renders of `records` after the model's autoencoder round trip."""
+def round_trip(model_id: str, checkpoint: Path | None):
+    """image (H, W, 3) uint8 -> the same after encode + decode, by a model's autoencoder or by an autoencoder
+    checkpoint of a training run (`ae_final.pt`, `aedec_final.pt`)."""
     import numpy as np
+    import torch
     from PIL import Image
 
+    if checkpoint is not None:
+        from mediagen.families.builtin.train import _ae_from, from_img, load_checkpoint, to_img
+
+        ae, _ = _ae_from(load_checkpoint(checkpoint))
+        ae.eval()
+
+        def through(img):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return to_img(ae(from_img(img[None])))[0]
+
+        return through
     from mediagen.families.builtin.model import load_folder, weights_dir
-    from mediagen.world import render_scene, spec_from_prompt_meta
-    from mediagen.world.score.geneval import score_image, summarize
 
     if model_id.split(":", 1)[0] != "builtin":
         raise SystemExit(f"--autoencoded needs a built-in model ('builtin' or 'builtin:/path/to/export'), not {model_id!r}")
     folder = Path(model_id.split(":", 1)[1]) if ":" in model_id else weights_dir()
     model = load_folder(folder, model_id=model_id)
+    return lambda img: np.asarray(model.decode(model.encode_image(Image.fromarray(img))))
+
+
+def autoencoded(records: list[dict], model_id: str, seed: int, checkpoint: Path | None = None) -> dict:
+    """Pass rates of the world's renders of `records` after the model's autoencoder round trip."""
+    import numpy as np
+
+    from mediagen.world import render_scene, spec_from_prompt_meta
+    from mediagen.world.score.geneval import score_image, summarize
+
+    through = round_trip(model_id, checkpoint)
     rng = np.random.default_rng(seed)
     verdicts = []
     for rec in records:
-        img = Image.fromarray(render_scene(spec_from_prompt_meta(rec, rng), 128, 128).image)
-        verdicts.append(score_image(model.decode(model.encode_image(img)), rec).correct)
-    return {"model": model_id, **summarize(records, verdicts), "outputs": len(records), "autoencoded": True,
-            "by_combo": combo_split(records, verdicts)}
+        img = render_scene(spec_from_prompt_meta(rec, rng), 128, 128).image
+        verdicts.append(score_image(through(img), rec).correct)
+    return {"model": str(checkpoint) if checkpoint else model_id, **summarize(records, verdicts),
+            "outputs": len(records), "autoencoded": True, "by_combo": combo_split(records, verdicts)}
 
 
 def main() -> None:
@@ -75,6 +97,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
+    p.add_argument("--ae-checkpoint", type=Path, default=None,
+                   help="with --autoencoded: the autoencoder of a training run's checkpoint instead of the model's")
     a = p.parse_args()
 
     from mediagen.media import atomic_write
@@ -87,7 +111,7 @@ def main() -> None:
             records.append(r)
     t0 = time.time()
     if a.autoencoded:
-        rep = autoencoded(records, a.model, a.seed)
+        rep = autoencoded(records, a.model, a.seed, a.ae_checkpoint)
         rep["seconds"] = time.time() - t0
     else:
         rows, _ = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
@@ -97,7 +121,7 @@ def main() -> None:
     summary["steps"] = a.steps or "model default"
     summary["scorer"] = scorer_id()
     summary["load_average"] = round(os.getloadavg()[0], 2)
-    what = "world renders through the autoencoder of " + a.model if a.autoencoded else f"{a.model} {a.mode}"
+    what = f"world renders through the autoencoder of {rep['model']}" if a.autoencoded else f"{a.model} {a.mode}"
     print(f"{what}: overall {rep['overall']:.3f} over {rep['outputs']} outputs in {rep['seconds']:.0f} s")
     for tag, v in rep["tags"].items():
         print(f"  {tag:<14} {v['accuracy']:.3f}  (n={v['n']})")

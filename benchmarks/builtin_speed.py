@@ -41,7 +41,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     from mediagen.families.builtin import load
-    from mediagen.families.builtin.pipeline import make_velocity
+    from mediagen.families.builtin.pipeline import make_velocity, text_cond
     from mediagen.model import Job
     from mediagen.schema import GenerationRequest, Mode
 
@@ -58,7 +58,8 @@ def main() -> None:
     print(_fmt("text encoding (prompt + negative)", _timed(lambda: model._encode_text(a.prompt, ""), a.runs)))
     v = make_velocity(model.unet, bf16=model.bf16)
     c = model.config.ae.latent_channels
-    cond = {"ctx": ctx, "ctx_mask": mask, "extra": torch.cat([torch.ones(2, 1, 32, 32), torch.zeros(2, c, 32, 32)], 1)}
+    cond = {**text_cond(model.unet, ctx, mask, bf16=model.bf16),
+            "extra": torch.cat([torch.ones(2, 1, 32, 32), torch.zeros(2, c, 32, 32)], 1)}
     x, t = torch.randn(2, c, 32, 32), torch.full((2,), 0.5)
     with torch.inference_mode():
         print(_fmt("UNet step (batch 2)", _timed(lambda: v(x, t, cond), a.runs * 4)))

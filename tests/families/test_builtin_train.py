@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from mediagen.families.builtin import export, load, train
@@ -19,7 +20,7 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
                        "--captions", "2", "--prompt-share", "0.5"]) == 0
     assert len(list((run / "data" / "shards").glob("shard_*.npz"))) == 2
     assert train.main([*common, "ae", "--max-steps", "60", "--batch", "8", "--crop", "32", "--ae-channels", "8",
-                       "16", "16", "--eval-images", "8"]) == 0
+                       "16", "16", "--eval-images", "8", "--object-weight", "3"]) == 0
     tiny = ["--batch", "8", "--unet-channels", "16", "32", "32", "--head-dim", "16", "--captions", "2",
             "--sample-every", "60", "--no-adaptive-threads"]
     assert train.main([*common, "unet", "--max-steps", "30", "--text-layers", "6", *tiny]) == 0
@@ -52,6 +53,19 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     assert model.config.text_layers == (3, 6) and model.config.unet.context_dim == 768
     assert model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image.size == (64, 64)
 
+    # and from that one with a text refiner added; its weights train
+    src55 = tmp_path / "step55.pt"
+    (run / "unet_last.pt").rename(src55)
+    assert train.main([*common, "unet", "--max-steps", "60", "--init-from", str(src55), "--refiner-layers", "1",
+                       "--refiner-dim", "32", *tiny]) == 0
+    ck = train.load_checkpoint(run / "unet_last.pt")
+    assert ck["step"] == 60 and ck["model"]["refiner.proj_out.weight"].abs().max() > 0
+    export.main(["--run", str(run), "--out", str(out)])
+    model = load(str(out))
+    assert (model.config.unet.refiner_layers, model.config.unet.refiner_dim) == (1, 32)
+    assert "refined by 1 trainable self-attention layers (32-d" in (out / "MODEL_CARD.md").read_text()
+    assert model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image.size == (64, 64)
+
 
 def test_widened_text_input_keeps_the_outputs():
     from mediagen.families.builtin.config import UNetConfig
@@ -76,6 +90,45 @@ def test_widened_text_input_keeps_the_outputs():
         assert not torch.allclose(new(x, t, torch.cat([middle, last], -1), mask), want, atol=1e-3)
 
 
+def test_added_text_refiner_starts_as_the_identity_then_counts():
+    from mediagen.families.builtin.config import UNetConfig
+    from mediagen.families.builtin.nets import UNet
+
+    torch.manual_seed(0)
+    base = UNetConfig(channels=(16, 32, 32), head_dim=16, inpaint=False)
+    old = UNet(base)
+    for p in old.parameters():
+        p.data.normal_(0, 0.2)
+    new = UNet(train.replace(base, refiner_layers=2, refiner_dim=32))
+    fresh = {k: v for k, v in new.state_dict().items() if k.startswith("refiner.")}
+    assert fresh and all(k.startswith("refiner.") for k in set(new.state_dict()) - set(old.state_dict()))
+    new.load_state_dict({**fresh, **old.state_dict()})
+    x, t = torch.randn(2, 4, 16, 16), torch.tensor([0.3, 0.8])
+    ctx, mask = torch.randn(2, 7, 384), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    with torch.no_grad():
+        want = old(x, t, ctx, mask)
+        assert want.abs().mean() > 0.1 and torch.allclose(new(x, t, ctx, mask), want, atol=1e-5)
+        new.refiner.proj_out.weight.normal_(0, 0.2)
+        got = new(x, t, ctx, mask)
+        assert not torch.allclose(got, want, atol=1e-3)
+        assert torch.allclose(new.body(x, t, *new.context(ctx, mask), mask), got)  # what samplers call
+        # padding never reaches the real tokens: the first sample's 4 real tokens alone give the same output
+        short = new(x[1:], t[1:], ctx[1:, :4], mask[1:, :4])
+        assert torch.allclose(short, got[1:], atol=1e-5)
+
+
+def test_refiner_option_refuses_to_change_an_existing_refiner():
+    from types import SimpleNamespace
+
+    from mediagen.families.builtin.config import UNetConfig
+
+    ask = SimpleNamespace(refiner_layers=2, refiner_dim=64)
+    assert train.add_refiner(UNetConfig(), ask).refiner_layers == 2
+    assert train.add_refiner(UNetConfig(), SimpleNamespace(refiner_layers=0, refiner_dim=64)).refiner_layers == 0
+    with pytest.raises(SystemExit, match="already has a 1-layer text refiner"):
+        train.add_refiner(UNetConfig(refiner_layers=1), ask)
+
+
 def test_prompt_share_batches_use_the_prompt_caption():
     rng = np.random.default_rng(0)
     n = 40
@@ -90,6 +143,28 @@ def test_prompt_share_batches_use_the_prompt_caption():
     no_prompts = train.D.LatentSet(ds.latents, ds.instance, caps, np.zeros(n, bool))
     _, _, got = train.make_batch(rng, no_prompts, 400, p_uncond=0.0, p_full=1.0, p_prompt=1.0)
     assert len(got) == 400 and np.mean([c.startswith("prompt ") for c in got]) < 0.2  # falls back to uniform
+
+
+def test_object_weighted_autoencoder_loss():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    objects = np.zeros((3, 16, 16), bool)
+    objects[:, 6:9, 6:9] = True
+    images[objects] = 200  # the object pixels carry a colour, so the crops can be checked against them
+    crops, obj = train.random_crops(rng, images, 6, 12, objects)
+    assert crops.shape == (6, 12, 12, 3) and obj.shape == (6, 12, 12)
+    assert (crops[obj] == 200).all()  # the mask crops line up with the image crops
+    w = train.object_weights(objects, 4.0)
+    assert w.shape == (3, 1, 16, 16) and w[0, 0, 7, 7] == 5 and w[0, 0, 4, 7] == 5 and w[0, 0, 0, 0] == 1
+    x = torch.zeros(3, 3, 16, 16)
+    rec = x.clone()
+    rec[:, :, 0, 0] = 1.0  # an error on the background only
+    plain, weighted = train.ae_loss(rec, x), train.ae_loss(rec, x, w)
+    assert torch.allclose(train.ae_loss(rec, x, torch.ones_like(w)), plain)  # all-ones weights: the plain loss
+    assert weighted < plain  # background errors count less when objects weigh more
+    rec = x.clone()
+    rec[:, :, 7, 7] = 1.0  # the same error on an object
+    assert train.ae_loss(rec, x, w) > train.ae_loss(rec, x)
 
 
 def test_lr_decay_is_linear_to_a_tenth():

@@ -33,6 +33,8 @@ class UNetConfig:
     context_dim: int = 384  # MiniLM token states (384 per text layer)
     context_groups: int = 1  # text layers side by side in the context, each layer-normalised on its own
     time_dim: int = 256
+    refiner_layers: int = 0  # trainable self-attention layers over the text tokens before the UNet reads them
+    refiner_dim: int = 256  # their width
     inpaint: bool = True  # extra inputs: mask (1) + masked-image latent (latent_channels)
 
     @property

@@ -120,6 +120,11 @@ def load_images(paths: list[Path]) -> np.ndarray:
     return np.concatenate([np.load(p)["images"] for p in paths])
 
 
+def load_objects(paths: list[Path]) -> np.ndarray:
+    """Where the given shards' images show an object (any rendered instance), (N, H, W) bool."""
+    return np.concatenate([np.load(p)["instance"] > 0 for p in paths])
+
+
 def drop_colors(text: str) -> str:
     """The caption without its object colour words ('an orange cube' -> 'a cube'), still true of the image.
 

@@ -119,8 +119,10 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         f"{[i for i, a in enumerate(cfg.unet.attention) if a]}, "
         f"{n_params[1] / 1e6:.2f} M params, input {cfg.unet.in_channels} channels (noisy latent, mask, masked latent).",
         f"- Text: all-MiniLM-L6-v2 per-token hidden states of layers {list(cfg.text_layers)} (6 = last; 384-d "
-        f"each, side by side) with their attention mask (up to {cfg.text_max_tokens} tokens), cross-attended; "
-        "their masked mean joins the time embedding.",
+        f"each, side by side) with their attention mask (up to {cfg.text_max_tokens} tokens)"
+        + (f", refined by {cfg.unet.refiner_layers} trainable self-attention layers ({cfg.unet.refiner_dim}-d, "
+           "added back to the states)" if cfg.unet.refiner_layers else "")
+        + ", cross-attended; their masked mean joins the time embedding.",
         "- Objective: rectified flow (x_t = (1 - t) x0 + t eps, target eps - x0), logit-normal t, caption dropout "
         "0.1 for classifier-free guidance, EMA weights shipped.",
         "",

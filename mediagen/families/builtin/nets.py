@@ -169,6 +169,46 @@ class GroupLayerNorm(nn.Module):
         return g.flatten(-2) * self.weight + self.bias
 
 
+class RefinerBlock(nn.Module):
+    """Pre-LN self-attention over text tokens (padding masked out) and a GELU MLP."""
+
+    def __init__(self, dim: int, head_dim: int):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(dim), Attention(dim, dim, head_dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(approximate="tanh"), nn.Linear(2 * dim, dim))
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n = self.ln1(h)
+        h = h + self.attn(n, n, mask)
+        return h + self.mlp(self.ln2(h))
+
+
+class TextRefiner(nn.Module):
+    """Trainable self-attention over the frozen text states, added back through a zero-initialised projection
+    (a token refiner, as in HunyuanVideo, Kong et al. 2024), so each token can carry which noun a colour or
+    relation word belongs to. At initialisation it is the identity."""
+
+    def __init__(self, context_dim: int, width: int, layers: int, head_dim: int):
+        super().__init__()
+        self.width = width
+        self.proj_in = nn.Linear(context_dim, width)
+        self.blocks = nn.ModuleList([RefinerBlock(width, head_dim) for _ in range(layers)])
+        self.norm = nn.LayerNorm(width)
+        self.proj_out = nn.Linear(width, context_dim)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ctx (B, M, context_dim), mask (B, M) -> refined ctx (B, M, context_dim)."""
+        m = ctx.shape[1]
+        pos = timestep_embedding(torch.arange(m, device=ctx.device) / 1000.0, self.width)  # (M, W): sin(index * f)
+        h = self.proj_in(ctx) + pos.to(ctx.dtype)  # (B, M, W)
+        for blk in self.blocks:
+            h = blk(h, mask)
+        return ctx + self.proj_out(self.norm(h))
+
+
 class TransformerBlock(nn.Module):
     """Self-attention, cross-attention on text tokens, GELU MLP, all pre-LN (as in SD's spatial transformer)."""
 
@@ -204,6 +244,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
         self.pool_proj = nn.Linear(cfg.context_dim, td)  # mean text state joins the time embedding
         self.ctx_norm = GroupLayerNorm(cfg.context_dim, cfg.context_groups)
+        self.refiner = (TextRefiner(cfg.context_dim, cfg.refiner_dim, cfg.refiner_layers, cfg.head_dim)
+                        if cfg.refiner_layers else None)
         self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -243,11 +285,22 @@ class UNet(nn.Module):
             h = m(h, emb) if isinstance(m, ResBlock) else m(h, ctx, ctx_mask)
         return h
 
+    def context(self, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states (B, M, context_dim) -> the tokens cross-attention reads (B, M, context_dim) and their
+        masked mean (B, context_dim); the same at every sampling step, so samplers compute it once."""
+        ctx = self.ctx_norm(ctx)
+        if self.refiner is not None:
+            ctx = self.refiner(ctx, ctx_mask)
+        m = ctx_mask.to(ctx.dtype)[..., None]  # (B, M, 1)
+        return ctx, (ctx * m).sum(1) / m.sum(1).clamp(min=1.0)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
         """x (B, in_channels, h, w), t (B,) in [0, 1], ctx (B, M, context_dim), ctx_mask (B, M) -> velocity."""
-        ctx = self.ctx_norm(ctx)
-        m = ctx_mask.to(ctx.dtype)[..., None]  # (B, M, 1)
-        pooled = (ctx * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, context_dim)
+        return self.body(x, t, *self.context(ctx, ctx_mask), ctx_mask)
+
+    def body(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, pooled: torch.Tensor,
+             ctx_mask: torch.Tensor) -> torch.Tensor:
+        """The UNet on context already prepared by `context`: ctx (B, M, context_dim), pooled (B, context_dim)."""
         emb = self.time_mlp(timestep_embedding(t, self.cfg.time_dim).to(x.dtype)) + self.pool_proj(pooled)
         h = self.conv_in(x)
         hs = [h]

@@ -15,16 +15,24 @@ from mediagen.families.builtin.nets import UNet
 
 
 def make_velocity(unet: UNet, *, bf16: bool):
-    """v(x_t, t, cond) for the engine; cond = {"ctx": (B, M, 384), "ctx_mask": (B, M), "extra": (B, C+1, h, w)}."""
+    """v(x_t, t, cond) for the engine; cond = {"ctx": (B, M, D), "pooled": (B, D), "ctx_mask": (B, M),
+    "extra": (B, C+1, h, w)}, the text part prepared once by `text_cond`."""
 
     def velocity(x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         inp = torch.cat([x_t, cond["extra"].to(x_t.dtype)], dim=1) if unet.cfg.inpaint else x_t  # (B, 2C+1, h, w)
         inp = inp.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=bf16):
-            v = unet(inp, t.expand(x_t.shape[0]), cond["ctx"], cond["ctx_mask"])
+            v = unet.body(inp, t.expand(x_t.shape[0]), cond["ctx"], cond["pooled"], cond["ctx_mask"])
         return v.float()
 
     return velocity
+
+
+def text_cond(unet: UNet, ctx: torch.Tensor, ctx_mask: torch.Tensor, *, bf16: bool) -> dict[str, torch.Tensor]:
+    """The text part of the velocity's cond from text states (B, M, D) and mask (B, M): computed once per prompt."""
+    with torch.no_grad(), torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+        tokens, pooled = unet.context(ctx, ctx_mask)
+    return {"ctx": tokens.float(), "pooled": pooled.float(), "ctx_mask": ctx_mask}
 
 
 def inpaint_extra(latent: torch.Tensor | None, mask: torch.Tensor | None, shape: tuple[int, ...],
@@ -57,10 +65,10 @@ def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: to
     """
     b, device = len(seeds), ctx.device
     extra = inpaint_extra(None, None, (b, *shape), device) if extra is None else extra
-    pos: dict[str, Any] = {"ctx": ctx.expand(b, -1, -1), "ctx_mask": ctx_mask.expand(b, -1), "extra": extra}
+    pos: dict[str, Any] = {**text_cond(unet, ctx.expand(b, -1, -1), ctx_mask.expand(b, -1), bf16=bf16), "extra": extra}
     neg = None
     if neg_ctx is not None and guidance != 1.0:
-        neg = {"ctx": neg_ctx.expand(b, -1, -1), "ctx_mask": neg_mask.expand(b, -1), "extra": extra}
+        neg = {**text_cond(unet, neg_ctx.expand(b, -1, -1), neg_mask.expand(b, -1), bf16=bf16), "extra": extra}
     den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance)
     return denoise(den, shape=shape, seeds=seeds, sigmas=flow_sigmas(steps, shift), sampler=sampler,
                    cond=(pos, neg), init=init, strength=strength, known=known, known_mask=known_mask,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mediagen.families.builtin import data as D
 from mediagen.families.builtin.config import AEConfig, UNetConfig
@@ -186,22 +187,37 @@ def cmd_data(args: argparse.Namespace) -> None:
 # Autoencoder
 
 
-def ae_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """L1 + 0.5 MSE + 0.5 L1 on image gradients (keeps the world's crisp edges)."""
-    l1 = (rec - x).abs().mean()
-    mse = (rec - x).square().mean()
+def ae_loss(rec: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 + 0.5 MSE + 0.5 L1 on image gradients (keeps the world's crisp edges); rec, x (B, 3, H, W).
+
+    weight (B, 1, H, W), optional: per-pixel weights (e.g. heavier on objects, which are a small share of the
+    pixels but all that the scorer reads); each term is a weighted mean.
+    """
+    w = torch.ones_like(x[:, :1]) if weight is None else weight
+    mean = lambda t, wt: (t * wt).sum() / (wt.sum() * t.shape[1])  # noqa: E731
+    d = rec - x
+    l1, mse = mean(d.abs(), w), mean(d.square(), w)
     gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
     gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
-    edge = (gx(rec) - gx(x)).abs().mean() + (gy(rec) - gy(x)).abs().mean()
+    edge = mean(gx(d).abs(), torch.maximum(w[..., :, 1:], w[..., :, :-1])) + \
+        mean(gy(d).abs(), torch.maximum(w[..., 1:, :], w[..., :-1, :]))
     return l1 + 0.5 * mse + 0.5 * edge
 
 
-def random_crops(rng: np.random.Generator, images: np.ndarray, batch: int, crop: int) -> np.ndarray:
-    """(batch, crop, crop, 3) random crops of random images."""
+def object_weights(objects: np.ndarray, extra: float) -> torch.Tensor:
+    """Per-pixel loss weights (B, 1, H, W): 1 + extra on object pixels and the 2 pixels around them."""
+    m = torch.from_numpy(objects).float()[:, None]  # (B, 1, H, W)
+    return 1.0 + extra * F.max_pool2d(m, 5, stride=1, padding=2)
+
+
+def random_crops(rng: np.random.Generator, images: np.ndarray, batch: int, crop: int,
+                 *aligned: np.ndarray) -> list[np.ndarray]:
+    """[(batch, crop, crop, 3) random crops of random images] + the same crops of each array in `aligned`
+    (N, H, W, ...)."""
     n, h, w, _ = images.shape
     idx = rng.integers(0, n, batch)
     ys, xs = rng.integers(0, h - crop + 1, batch), rng.integers(0, w - crop + 1, batch)
-    return np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
+    return [np.stack([a[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)]) for a in (images, *aligned)]
 
 
 @torch.no_grad()
@@ -269,10 +285,10 @@ def cmd_ae(args: argparse.Namespace) -> None:
         log_line(run, name, f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
     trained = sum(p.numel() for p in params)
     log_line(run, name, f"autoencoder {count_params(ae) / 1e6:.2f} M params ({trained / 1e6:.2f} M trained), "
-             f"config {asdict(cfg)}")
+             f"config {asdict(cfg)}, object weight {args.object_weight}")
 
     held = np.load(run / "data" / "heldout.npz")["images"][: args.eval_images]
-    shards, images = [], np.zeros((0, 1, 1, 3), np.uint8)
+    shards, images, objects = [], np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 1, 1), bool)
     log = CsvLog(run / f"{name}_loss.csv", ["step", "minutes", "loss", "img_per_s", "psnr"])
     stopper = Stopper()
 
@@ -288,14 +304,15 @@ def cmd_ae(args: argparse.Namespace) -> None:
             found = D.list_shards(run / "data")[: args.max_shards]
             if len(found) > len(shards):
                 shards = found
-                images = D.load_images(shards)
+                images, objects = D.load_images(shards), D.load_objects(shards)
                 log_line(run, name, f"training images: {len(images)} from {len(shards)} shards")
             t_scan = time.time()
         if len(images) == 0:
             time.sleep(10)
             continue
         t0 = time.time()
-        x = from_img(random_crops(rng, images, args.batch, args.crop))
+        crops, obj = random_crops(rng, images, args.batch, args.crop, objects)
+        x = from_img(crops)
         lr = args.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -306,7 +323,7 @@ def cmd_ae(args: argparse.Namespace) -> None:
                 rec = ae.decoder(z)
             else:
                 rec = ae(x)
-        loss = ae_loss(rec.float(), x)
+        loss = ae_loss(rec.float(), x, object_weights(obj, args.object_weight) if args.object_weight else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -409,7 +426,19 @@ def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
     layers = len(args.text_layers)
     return UNetConfig(latent_channels=latent_channels, channels=tuple(args.unet_channels), blocks=args.unet_blocks,
                       attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim,
-                      context_dim=TEXT_WIDTH * layers, context_groups=layers)
+                      context_dim=TEXT_WIDTH * layers, context_groups=layers,
+                      refiner_layers=args.refiner_layers, refiner_dim=args.refiner_dim)
+
+
+def add_refiner(cfg: UNetConfig, args: argparse.Namespace) -> UNetConfig:
+    """The config of a checkpoint the run starts from, given the text refiner --refiner-layers asks for: a
+    UNet without one gets it (its output projection starts at zero, so the model starts as it was)."""
+    if not args.refiner_layers or cfg.refiner_layers == args.refiner_layers:
+        return cfg
+    if cfg.refiner_layers:
+        raise SystemExit(f"--refiner-layers {args.refiner_layers}: the checkpoint already has a "
+                         f"{cfg.refiner_layers}-layer text refiner; leave the option out to keep it")
+    return replace(cfg, refiner_layers=args.refiner_layers, refiner_dim=args.refiner_dim)
 
 
 def widen_context(sd: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -514,6 +543,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
             ck = {**ck, "model": widen_context(ck["model"], ck_layers, layers),
                   "ema": widen_context(ck["ema"], ck_layers, layers)}
             cfg = replace(cfg, context_dim=TEXT_WIDTH * len(layers), context_groups=len(layers))
+        if not resume:
+            cfg = add_refiner(cfg, args)
     text = TextEncoder(max_tokens=args.max_tokens, layers=layers)
     unet = UNet(cfg).to(memory_format=torch.channels_last)
     ema = UNet(cfg).to(memory_format=torch.channels_last)
@@ -521,8 +552,9 @@ def cmd_unet(args: argparse.Namespace) -> None:
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     if ck is not None:
-        unet.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
+        fresh = {k: v for k, v in unet.state_dict().items() if k.startswith("refiner.")}  # a refiner just added
+        unet.load_state_dict({**fresh, **ck["model"]})
+        ema.load_state_dict({**fresh, **ck["ema"]})
         step, elapsed = ck["step"], ck["elapsed"]
         if resume:
             opt.load_state_dict(ck["opt"])
@@ -531,7 +563,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
             log_line(run, "unet", f"resumed at step {step} ({elapsed / 60:.1f} min trained)")
         else:  # fresh optimizer and warm-up; step and time carry on from the source
             warm_from = step
-            log_line(run, "unet", f"initialised from {args.init_from} (step {step}, text layers {list(layers)})")
+            log_line(run, "unet", f"initialised from {args.init_from} (step {step}, text layers {list(layers)}, "
+                     f"text refiner layers {cfg.refiner_layers})")
     log_line(run, "unet", f"unet {count_params(unet) / 1e6:.2f} M params, config {asdict(cfg)}, ae {ae_hash}")
     ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s), args.encode_per_scan)
     log_line(run, "unet", f"training set: {len(ds)} scenes")
@@ -634,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ae-channels", type=int, nargs="+", default=[32, 64, 128])
     a.add_argument("--ae-blocks", type=int, default=1)
     a.add_argument("--eval-images", type=int, default=64)
+    a.add_argument("--object-weight", type=float, default=0.0,
+                   help="extra loss weight on object pixels (and 2 pixels around them); 0 = every pixel alike")
     a.add_argument("--max-shards", type=int, default=24, help="shards of renders held in memory")
     a.add_argument("--save-every", type=float, default=3)
 
@@ -656,6 +691,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--unet-blocks", type=int, default=1)
     u.add_argument("--unet-attention", type=int, nargs="+", default=[0, 1, 1])
     u.add_argument("--head-dim", type=int, default=64)
+    u.add_argument("--refiner-layers", type=int, default=0,
+                   help="self-attention layers over the text tokens before the UNet reads them (0 = none); with "
+                        "--init-from, added to a UNet that has none, starting as the identity")
+    u.add_argument("--refiner-dim", type=int, default=256, help="width of those layers")
     u.add_argument("--text-layers", type=int, nargs="+", default=[3, 6],
                    help="MiniLM hidden states the UNet reads, side by side (0 = embeddings, 6 = last layer)")
     u.add_argument("--init-from", default=None,
