@@ -88,6 +88,20 @@ def autoencoded(records: list[dict], model_id: str, seed: int, checkpoint: Path 
             "outputs": len(records), "autoencoded": True, "by_combo": combo_split(records, verdicts)}
 
 
+def write_sheet(path: Path, rows: list[dict], images: list, per_tag: int) -> None:
+    """The first `per_tag` outputs of every tag as a contact sheet (one row per tag), written atomically."""
+    from mediagen.media import atomic_write
+    from mediagen.world.evaluate import contact_sheet
+
+    picked: dict[str, list[int]] = {}
+    for k, row in enumerate(rows):
+        if len(picked.setdefault(row["tag"], [])) < per_tag:
+            picked[row["tag"]].append(k)
+    keep = [k for ks in picked.values() for k in ks]
+    sheet = contact_sheet([images[k] for k in keep], [rows[k] for k in keep], columns=per_tag, thumb=96)
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="builtin")
@@ -97,6 +111,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="write a contact sheet PNG here: the first --sheet-per-tag outputs of every tag, one row per "
+                        "tag, framed green where scored correct (export copies RUN/samples_step<N>.png beside the weights)")
+    p.add_argument("--sheet-per-tag", type=int, default=6)
     p.add_argument("--ae-checkpoint", type=Path, default=None,
                    help="with --autoencoded: the autoencoder of a training run's checkpoint instead of the model's")
     a = p.parse_args()
@@ -114,7 +132,9 @@ def main() -> None:
         rep = autoencoded(records, a.model, a.seed, a.ae_checkpoint)
         rep["seconds"] = time.time() - t0
     else:
-        rows, _ = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
+        rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
+        if a.sheet is not None:
+            write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
         rep["by_combo"] = combo_split(records, [r["correct"] for r in sorted(rows, key=lambda r: r["index"])])
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}

@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mediagen.families.builtin import export, load, train
 from mediagen.model import Job
@@ -60,7 +61,11 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
                        "--refiner-dim", "32", *tiny]) == 0
     ck = train.load_checkpoint(run / "unet_last.pt")
     assert ck["step"] == 60 and ck["model"]["refiner.proj_out.weight"].abs().max() > 0
+    sheet = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)  # a score run's contact sheet
+    Image.fromarray(sheet).save(run / "samples_step60.png")
     export.main(["--run", str(run), "--out", str(out)])
+    assert (np.asarray(Image.open(out / "samples.png")) == sheet).all()
+    assert "Samples (`samples.png`)" in (out / "MODEL_CARD.md").read_text()
     model = load(str(out))
     assert (model.config.unet.refiner_layers, model.config.unet.refiner_dim) == (1, 32)
     assert "refined by 1 trainable self-attention layers (32-d" in (out / "MODEL_CARD.md").read_text()
@@ -193,3 +198,11 @@ def test_model_card_score_table_names_the_scorer_and_the_ceiling(tmp_path):
         json.dumps({"overall": 0.6, "tags": tags, "scorer": "abcd1234", "by_combo": combos}))
     line = export.score_table(tmp_path, 7)[-1]
     assert "color_attr 0.25 on a colour-shape pair held out of training (n=4), 0.50 on the others (n=6)" in line
+    # a larger run of the same weights and scorer comes after the smaller one, and its split is the one quoted
+    big = {t: {"accuracy": v["accuracy"], "n": 200} for t, v in tags.items()}
+    combos200 = {"color_attr": {"heldout_combo": {"accuracy": 0.3, "n": 95}, "seen_combos": {"accuracy": 0.4, "n": 105}}}
+    (tmp_path / "scores_step7_200.json").write_text(
+        json.dumps({"overall": 0.7, "tags": big, "scorer": "abcd1234", "by_combo": combos200}))
+    rows = export.score_table(tmp_path, 7)
+    assert [r.split(" | ")[2] for r in rows if r.startswith("| 7 ")] == ["10", "10", "200"]
+    assert "color_attr 0.30 on a colour-shape pair held out of training (n=95)" in rows[-1]

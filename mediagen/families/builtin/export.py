@@ -51,7 +51,7 @@ def score_table(run: Path, step: int) -> list[str]:
             found.append((int(m.group(1)), json.loads(p.read_text())))
     if not found:
         return ["Not measured yet: run `python benchmarks/builtin_geneval.py --json RUN/scores_step<N>.json`."]
-    found.sort(key=lambda x: (x[0], x[1].get("scorer", "")))
+    found.sort(key=lambda x: (x[0], x[1].get("scorer", ""), next(iter(x[1]["tags"].values()))["n"]))
     tags = list(found[-1][1]["tags"])
     rows = [
         "GenEval-style accuracy (`benchmarks/builtin_geneval.py`: the world's held-out prompts, the first n per "
@@ -144,6 +144,9 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         "## Scores",
     ]
     lines += ["", *score_table(run, unet_ck["step"]), *edit_table(run, unet_ck["step"])]
+    if (run / f"samples_step{unet_ck['step']}.png").exists():
+        lines += ["", "Samples (`samples.png`): the first outputs of each tag in the score run of these weights, one "
+                      "row per tag in the table's order, framed green where the scorer counted them correct."]
     notes = run / "card_notes.md"  # what the trainer learned about this run, in words
     if notes.exists():
         lines += ["", notes.read_text().strip()]
@@ -186,6 +189,9 @@ def export(run: Path, out: Path, dtype: torch.dtype = torch.float16, unet_path: 
             save_file(sd, str(tmp / name), metadata={"format": "pt", "family": "mediagen-builtin"})
         (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / "MODEL_CARD.md").write_text(model_card(cfg, ae_ck, unet_ck, run, (count_params(ae), count_params(unet))))
+        sheet = run / f"samples_step{unet_ck['step']}.png"
+        if sheet.exists():
+            shutil.copyfile(sheet, tmp / "samples.png")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
