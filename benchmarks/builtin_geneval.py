@@ -112,8 +112,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
     p.add_argument("--sheet", type=Path, default=None,
-                   help="write a contact sheet PNG here: the first --sheet-per-tag outputs of every tag, one row per "
-                        "tag, framed green where scored correct (export copies RUN/samples_step<N>.png beside the weights)")
+                   help="write a contact sheet PNG here: the first --sheet-per-tag outputs of every tag, one row "
+                        "per tag, framed green where scored correct (export copies RUN/samples_step<N>.png beside "
+                        "the weights)")
     p.add_argument("--sheet-per-tag", type=int, default=6)
     p.add_argument("--ae-checkpoint", type=Path, default=None,
                    help="with --autoencoded: the autoencoder of a training run's checkpoint instead of the model's")

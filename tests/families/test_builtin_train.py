@@ -202,7 +202,8 @@ def test_model_card_score_table_names_the_scorer_and_the_ceiling(tmp_path):
     assert "color_attr 0.25 on a colour-shape pair held out of training (n=4), 0.50 on the others (n=6)" in line
     # a larger run of the same weights and scorer comes after the smaller one, and its split is the one quoted
     big = {t: {"accuracy": v["accuracy"], "n": 200} for t, v in tags.items()}
-    combos200 = {"color_attr": {"heldout_combo": {"accuracy": 0.3, "n": 95}, "seen_combos": {"accuracy": 0.4, "n": 105}}}
+    combos200 = {"color_attr": {"heldout_combo": {"accuracy": 0.3, "n": 95},
+                                "seen_combos": {"accuracy": 0.4, "n": 105}}}
     (tmp_path / "scores_step7_200.json").write_text(
         json.dumps({"overall": 0.7, "tags": big, "scorer": "abcd1234", "by_combo": combos200}))
     rows = export.score_table(tmp_path, 7)
