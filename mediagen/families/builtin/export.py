@@ -41,6 +41,11 @@ def _loss_curve(path: Path, last_step: int, points: int = 12) -> list[dict]:
     return [rows[i] for i in idx]
 
 
+def sample_sheet(run: Path, step: int) -> Path:
+    """Where a score run's contact sheet of a step lies (`benchmarks/builtin_geneval.py --sheet`)."""
+    return run / f"samples_step{step}.png"
+
+
 def score_table(run: Path, step: int) -> list[str]:
     """Markdown rows of every scores_step<N>.json in the run (benchmarks/builtin_geneval.py output), and of
     RUN/autoencoded.json (the same benchmark with --autoencoded: the ceiling of this latent space)."""
@@ -144,7 +149,7 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         "## Scores",
     ]
     lines += ["", *score_table(run, unet_ck["step"]), *edit_table(run, unet_ck["step"])]
-    if (run / f"samples_step{unet_ck['step']}.png").exists():
+    if sample_sheet(run, unet_ck["step"]).exists():
         lines += ["", "Samples (`samples.png`): the first outputs of each tag in the score run of these weights, one "
                       "row per tag in the table's order, framed green where the scorer counted them correct."]
     notes = run / "card_notes.md"  # what the trainer learned about this run, in words
@@ -189,7 +194,7 @@ def export(run: Path, out: Path, dtype: torch.dtype = torch.float16, unet_path: 
             save_file(sd, str(tmp / name), metadata={"format": "pt", "family": "mediagen-builtin"})
         (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / "MODEL_CARD.md").write_text(model_card(cfg, ae_ck, unet_ck, run, (count_params(ae), count_params(unet))))
-        sheet = run / f"samples_step{unet_ck['step']}.png"
+        sheet = sample_sheet(run, unet_ck["step"])
         if sheet.exists():
             shutil.copyfile(sheet, tmp / "samples.png")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
