@@ -24,7 +24,7 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
                        "16", "16", "--eval-images", "8", "--object-weight", "3"]) == 0
     tiny = ["--batch", "8", "--unet-channels", "16", "32", "32", "--head-dim", "16", "--captions", "2",
             "--sample-every", "60", "--no-adaptive-threads"]
-    assert train.main([*common, "unet", "--max-steps", "30", "--text-layers", "6", *tiny]) == 0
+    assert train.main([*common, "unet", "--max-steps", "30", "--text-layers", "6", "--position", *tiny]) == 0
     ck = train.load_checkpoint(run / "unet_last.pt")
     assert ck["step"] == 30 and ck["text_layers"] == [6]
     assert train.main([*common, "unet", "--max-steps", "50", "--resume", "--p-prompt", "0.5", "--decay-from", "30",
@@ -41,6 +41,8 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     img = model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image
     assert img.size == (64, 64) and np.asarray(img).std() > 0
     assert "UNet: 50 steps" in (out / "MODEL_CARD.md").read_text()
+    assert "image-plane position" in (out / "MODEL_CARD.md").read_text()
+    assert model.config.unet.position and model.unet.mid[1].pos.weight.abs().max() > 0  # it trained
 
     # start a run from that checkpoint with a middle text layer added beside the last
     src = tmp_path / "step50.pt"
@@ -120,6 +122,34 @@ def test_added_text_refiner_starts_as_the_identity_then_counts():
         # padding never reaches the real tokens: the first sample's 4 real tokens alone give the same output
         short = new(x[1:], t[1:], ctx[1:, :4], mask[1:, :4])
         assert torch.allclose(short, got[1:], atol=1e-5)
+
+
+def test_position_features_start_at_zero_and_tell_left_from_right():
+    from mediagen.families.builtin.config import UNetConfig
+    from mediagen.families.builtin.nets import UNet, position_features
+
+    f = position_features(4, 6, 5)  # (24, 20)
+    assert f.shape == (24, 20)
+    assert not torch.allclose(f[0], f[5])  # the top row's left and right ends
+    assert torch.allclose(position_features(3, 3, 5)[4], position_features(1, 1, 5)[0])  # the centre at any size
+    torch.manual_seed(0)
+    base = UNetConfig(channels=(16, 32, 32), head_dim=16, inpaint=False)
+    old = UNet(base)
+    for p in old.parameters():
+        p.data.normal_(0, 0.2)
+    new = UNet(train.replace(base, position=True))
+    added = set(new.state_dict()) - set(old.state_dict())
+    assert added and all(k.endswith(("pos.weight", "pos.bias")) for k in added)
+    new.load_state_dict({**{k: new.state_dict()[k] for k in added}, **old.state_dict()})
+    x, t = torch.randn(1, 4, 16, 16), torch.tensor([0.5])
+    ctx, mask = torch.randn(1, 5, 384), torch.ones(1, 5)
+    with torch.no_grad():
+        want = old(x, t, ctx, mask)
+        assert torch.allclose(new(x, t, ctx, mask), want, atol=1e-5)  # zero-initialised: no effect yet
+        new.mid[1].pos.weight.normal_(0, 0.5)
+        mirrored = new(x.flip(-1), t, ctx, mask).flip(-1) - old(x.flip(-1), t, ctx, mask).flip(-1)
+        direct = new(x, t, ctx, mask) - want
+        assert direct.abs().mean() > 1e-3 and not torch.allclose(direct, mirrored, atol=1e-4)
 
 
 def test_refiner_option_refuses_to_change_an_existing_refiner():

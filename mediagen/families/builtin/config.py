@@ -36,6 +36,7 @@ class UNetConfig:
     refiner_layers: int = 0  # trainable self-attention layers over the text tokens before the UNet reads them
     refiner_dim: int = 256  # their width
     inpaint: bool = True  # extra inputs: mask (1) + masked-image latent (latent_channels)
+    position: bool = False  # attention blocks also see where each token sits in the image plane
 
     @property
     def in_channels(self) -> int:

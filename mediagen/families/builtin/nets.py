@@ -209,13 +209,32 @@ class TextRefiner(nn.Module):
         return ctx + self.proj_out(self.norm(h))
 
 
-class TransformerBlock(nn.Module):
-    """Self-attention, cross-attention on text tokens, GELU MLP, all pre-LN (as in SD's spatial transformer)."""
+def position_features(h: int, w: int, bands: int, device: torch.device | None = None) -> torch.Tensor:
+    """Sinusoids of each cell's centre in image-plane coordinates scaled to [0, 1] (Vaswani et al. 2017 in 2D;
+    CoordConv, Liu et al. 2018): (h * w, 4 * bands), the same at every resolution for the same spot."""
+    freqs = math.pi * 2.0 ** torch.arange(bands, device=device, dtype=torch.float32)  # (F,)
+    ys = ((torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h)[:, None, None] * freqs  # (h, 1, F)
+    xs = ((torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w)[None, :, None] * freqs  # (1, w, F)
+    ys, xs = ys.expand(h, w, bands), xs.expand(h, w, bands)
+    return torch.cat([xs.sin(), xs.cos(), ys.sin(), ys.cos()], dim=-1).reshape(h * w, 4 * bands)
 
-    def __init__(self, ch: int, context_dim: int, head_dim: int):
+
+POSITION_BANDS = 6  # frequencies per axis in position_features
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention, cross-attention on text tokens, GELU MLP, all pre-LN (as in SD's spatial transformer).
+    With `position`, each token also gets a learned projection of where it sits in the image (zero at first),
+    so attention can tell left from right, which zero-padded convolutions only weakly encode."""
+
+    def __init__(self, ch: int, context_dim: int, head_dim: int, position: bool = False):
         super().__init__()
         self.norm_in = _norm(ch)
         self.proj_in = nn.Linear(ch, ch)
+        self.pos = nn.Linear(4 * POSITION_BANDS, ch) if position else None
+        if self.pos is not None:
+            nn.init.zeros_(self.pos.weight)
+            nn.init.zeros_(self.pos.bias)
         self.ln1, self.self_attn = nn.LayerNorm(ch), Attention(ch, ch, head_dim)
         self.ln2, self.cross_attn = nn.LayerNorm(ch), Attention(ch, context_dim, head_dim)
         self.ln3 = nn.LayerNorm(ch)
@@ -227,6 +246,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         t = self.proj_in(self.norm_in(x).flatten(2).transpose(1, 2))  # (B, HW, C)
+        if self.pos is not None:
+            t = t + self.pos(position_features(h, w, POSITION_BANDS, x.device).to(t.dtype))  # (HW, C) broadcast
         n1 = self.ln1(t)
         t = t + self.self_attn(n1, n1)
         t = t + self.cross_attn(self.ln2(t), ctx, ctx_mask)
@@ -259,7 +280,8 @@ class UNet(nn.Module):
             if i < len(ch) - 1:
                 self.down.append(Down(cur))
                 skips.append(cur)
-        self.mid = nn.ModuleList([ResBlock(cur, cur, td), TransformerBlock(cur, cfg.context_dim, cfg.head_dim),
+        self.mid = nn.ModuleList([ResBlock(cur, cur, td),
+                                  TransformerBlock(cur, cfg.context_dim, cfg.head_dim, cfg.position),
                                   ResBlock(cur, cur, td)])
         self.up = nn.ModuleList()
         for i, c in reversed(list(enumerate(ch))):
@@ -275,7 +297,7 @@ class UNet(nn.Module):
     def _stage(self, cin: int, cout: int, attn: bool) -> nn.ModuleList:
         mods: list[nn.Module] = [ResBlock(cin, cout, self.cfg.time_dim)]
         if attn:
-            mods.append(TransformerBlock(cout, self.cfg.context_dim, self.cfg.head_dim))
+            mods.append(TransformerBlock(cout, self.cfg.context_dim, self.cfg.head_dim, self.cfg.position))
         return nn.ModuleList(mods)
 
     def _run(self, stage: nn.Module, h: torch.Tensor, emb, ctx, ctx_mask) -> torch.Tensor:

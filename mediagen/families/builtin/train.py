@@ -427,7 +427,7 @@ def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
     return UNetConfig(latent_channels=latent_channels, channels=tuple(args.unet_channels), blocks=args.unet_blocks,
                       attention=tuple(bool(a) for a in args.unet_attention), head_dim=args.head_dim,
                       context_dim=TEXT_WIDTH * layers, context_groups=layers,
-                      refiner_layers=args.refiner_layers, refiner_dim=args.refiner_dim)
+                      refiner_layers=args.refiner_layers, refiner_dim=args.refiner_dim, position=args.position)
 
 
 def add_refiner(cfg: UNetConfig, args: argparse.Namespace) -> UNetConfig:
@@ -695,6 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="self-attention layers over the text tokens before the UNet reads them (0 = none); with "
                         "--init-from, added to a UNet that has none, starting as the identity")
     u.add_argument("--refiner-dim", type=int, default=256, help="width of those layers")
+    u.add_argument("--position", action="store_true",
+                   help="give the attention blocks each token's image-plane position (a new run's architecture)")
     u.add_argument("--text-layers", type=int, nargs="+", default=[3, 6],
                    help="MiniLM hidden states the UNet reads, side by side (0 = embeddings, 6 = last layer)")
     u.add_argument("--init-from", default=None,
