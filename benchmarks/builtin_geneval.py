@@ -107,6 +107,7 @@ def main() -> None:
     p.add_argument("--model", default="builtin")
     p.add_argument("--mode", default="t2i")
     p.add_argument("--per-tag", type=int, default=20)
+    p.add_argument("--tags", nargs="+", default=None, help="score only these tags (default: all six)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
@@ -121,11 +122,14 @@ def main() -> None:
     a = p.parse_args()
 
     from mediagen.media import atomic_write
+    from mediagen.world.captions import GENEVAL_TAGS
     from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report, run
 
     records, seen = [], {}
+    if a.tags is not None and not set(a.tags) <= set(GENEVAL_TAGS):
+        p.error(f"unknown tag in --tags {a.tags}; the tags are {list(GENEVAL_TAGS)}")
     for r in read_records(DEFAULT_PROMPTS):
-        if seen.get(r["tag"], 0) < a.per_tag:
+        if seen.get(r["tag"], 0) < a.per_tag and (a.tags is None or r["tag"] in a.tags):
             seen[r["tag"]] = seen.get(r["tag"], 0) + 1
             records.append(r)
     t0 = time.time()
