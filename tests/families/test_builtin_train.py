@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mediagen.families.builtin import export, load, train
@@ -28,7 +30,8 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     ck = train.load_checkpoint(run / "unet_last.pt")
     assert ck["step"] == 30 and ck["text_layers"] == [6]
     assert train.main([*common, "unet", "--max-steps", "50", "--resume", "--p-prompt", "0.5", "--decay-from", "30",
-                       "--decay-until", "50", *tiny]) == 0
+                       "--decay-until", "50", "--ground-weight", "0.1", *tiny]) == 0
+    assert " grounding " in (run / "unet.log").read_text()
     assert train.load_checkpoint(run / "unet_last.pt")["step"] == 50
     with open(run / "unet_loss.csv") as f:
         rows = list(csv.DictReader(f))
@@ -170,14 +173,70 @@ def test_prompt_share_batches_use_the_prompt_caption():
     prompted = np.arange(n) % 4 == 0  # every fourth scene was built from a prompt record
     caps = np.array([[f"prompt {i}" if prompted[i] else f"world {i}a", f"world {i}b"] for i in range(n)])
     ds = train.D.LatentSet(np.zeros((n, 4, 8, 8), np.float16), np.zeros((n, 8, 8), np.uint8), caps, prompted)
-    _, _, got = train.make_batch(rng, ds, 64, p_uncond=0.0, p_full=1.0, p_prompt=1.0)
+    got = train.make_batch(rng, ds, 64, p_uncond=0.0, p_full=1.0, p_prompt=1.0).captions
     assert all(c.startswith("prompt ") for c in got)
-    _, _, got = train.make_batch(rng, ds, 400, p_uncond=0.0, p_full=1.0, p_prompt=0.0)
+    got = train.make_batch(rng, ds, 400, p_uncond=0.0, p_full=1.0, p_prompt=0.0).captions
     share = np.mean([c.startswith("prompt ") for c in got])
     assert 0.05 < share < 0.2  # uniform scenes and captions: a quarter of scenes, half of their captions
     no_prompts = train.D.LatentSet(ds.latents, ds.instance, caps, np.zeros(n, bool))
-    _, _, got = train.make_batch(rng, no_prompts, 400, p_uncond=0.0, p_full=1.0, p_prompt=1.0)
+    got = train.make_batch(rng, no_prompts, 400, p_uncond=0.0, p_full=1.0, p_prompt=1.0).captions
     assert len(got) == 400 and np.mean([c.startswith("prompt ") for c in got]) < 0.2  # falls back to uniform
+
+
+def test_grounding_targets_name_the_right_objects():
+    from mediagen.families.builtin.text import TextEncoder
+    from mediagen.world.captions import spec_from_prompt_meta
+    from mediagen.world.render import render_scene
+
+    meta = {"tag": "color_attr", "prompt": "there is a red cylinder and a blue cone",
+            "include": [{"class": "cylinder", "count": 1, "color": "red"},
+                        {"class": "cone", "count": 1, "color": "blue"}]}
+    r = render_scene(spec_from_prompt_meta(meta, np.random.default_rng(0)), 64, 64)
+    inst = train.D.downsample_instance(np.asarray(r.instance).astype(np.uint8)[None], 4)  # (1, 16, 16)
+    ds = train.D.LatentSet(np.zeros((1, 4, 16, 16), np.float16), inst, np.array([[meta["prompt"]]]),
+                           np.ones(1, bool), np.array([json.dumps(meta)]))
+    text = TextEncoder()
+    caps = [meta["prompt"], "a blue cone", train.D.drop_colors(meta["prompt"])]
+    b = train.Batch(torch.zeros(3), torch.zeros(3), caps, np.zeros(3, int), np.array([True, False, True]))
+    tokens = text.encode(caps)[0].shape[1]
+    masks, named = train.ground_targets(text.tokenizer, b, ds, tokens)
+    toks = [e.tokens for e in text.tokenizer.encode_batch(caps)]
+    got = {toks[0][k]: int(np.asarray(inst[0])[masks[0, k].numpy() > 0][0]) for k in range(tokens) if named[0, k]}
+    assert got == {"red": 1, "cylinder": 1, "blue": 2, "cone": 2}  # instance ids follow the include order
+    assert not named[1].any()  # not the scene's prompt: nothing grounded
+    assert [toks[2][k] for k in range(tokens) if named[2, k]] == ["cylinder", "cone"]  # colours dropped
+
+
+def test_grounding_loss_pulls_object_words_onto_their_objects():
+    from mediagen.families.builtin.config import UNetConfig
+    from mediagen.families.builtin.nets import UNet
+
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(channels=(16, 32, 32), head_dim=16, inpaint=False))
+    x, t = torch.randn(2, 4, 16, 16), torch.tensor([0.4, 0.7])
+    ctx, cmask = torch.randn(2, 5, 384), torch.ones(2, 5)
+    masks, named = torch.zeros(2, 5, 16, 16), torch.zeros(2, 5, dtype=torch.bool)
+    masks[0, 1, :8, :8], masks[0, 3, 8:, 8:], masks[1, 2, 4:12, :6] = 1, 1, 1
+    named[0, 1] = named[0, 3] = named[1, 2] = True
+
+    def inside() -> tuple[torch.Tensor, float]:
+        maps: list[torch.Tensor] = []
+        unet(x, t, ctx, cmask, maps)
+        assert len(maps) == 7 and maps[0].shape == (2, 64, 5)  # every attention block from levels 1 and 2
+        loss = train.ground_loss(maps, masks, named)
+        share = (maps[0] * F.adaptive_avg_pool2d(masks, 8).flatten(2).transpose(1, 2)).sum(1) / maps[0].sum(1)
+        return loss, share[named].mean().item()
+
+    opt = torch.optim.Adam(unet.parameters(), lr=3e-3)
+    loss0, before = inside()
+    for _ in range(30):
+        loss, _ = inside()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    loss1, after = inside()
+    assert loss1 < 0.7 * loss0 and after > before + 0.2
+    assert train.ground_loss([m.detach() for m in [torch.full((2, 64, 5), 0.2)]], masks, torch.zeros_like(named)) == 0
 
 
 def test_object_weighted_autoencoder_loss():

@@ -256,6 +256,35 @@ class LatentSet:
     instance: np.ndarray  # (N, h, w) uint8
     captions: np.ndarray  # (N, K) str
     prompted: np.ndarray  # (N,) bool
+    metas: np.ndarray | None = None  # (N,) str: the prompt record as JSON where prompted, else ''
 
     def __len__(self) -> int:
         return len(self.latents)
+
+
+def grounded_words(words: list[str], meta: dict) -> dict[int, int]:
+    """Which words of a prompt name which of its record's include entries: {word index: entry index}.
+
+    An entry is named by its shape word (any synonym, singular or plural) and by its colour word where that
+    comes just before the shape word ('a red cube'); a caption whose colours were dropped grounds the shapes.
+    Objects of entry i are the scene's objects first[i]..first[i + 1] - 1 (spec_from_prompt_meta keeps the
+    include order), so their instance ids are first[i] + 1..first[i + 1].
+    """
+    from mediagen.world.captions import SHAPE_WORDS
+
+    out: dict[int, int] = {}
+    low = [w.lower() for w in words]
+    for i, inc in enumerate(meta.get("include", [])):
+        forms = {f for pair in SHAPE_WORDS.get(inc["class"], ()) for f in pair}
+        for k, w in enumerate(low):
+            if w in forms:
+                out[k] = i
+                if k > 0 and "color" in inc and low[k - 1] == inc["color"]:
+                    out[k - 1] = i
+    return out
+
+
+def entry_ids(meta: dict) -> list[range]:
+    """Instance ids of each include entry's objects, in include order."""
+    first = np.cumsum([0] + [int(inc.get("count", 1)) for inc in meta.get("include", [])])
+    return [range(int(a) + 1, int(b) + 1) for a, b in zip(first[:-1], first[1:])]

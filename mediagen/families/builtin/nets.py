@@ -141,7 +141,9 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim, 2 * dim, bias=False)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor | None = None,
+                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, N, dim), ctx (B, M, context_dim) -> (B, N, dim); appends the head-mean weights (B, N, M) to `maps`."""
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, N, dh)
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, M, dh)
@@ -149,7 +151,10 @@ class Attention(nn.Module):
         s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, h, N, M)
         if ctx_mask is not None:
             s = s.masked_fill(~ctx_mask[:, None, None, :].bool(), float("-inf"))
-        o = s.softmax(-1) @ v  # (B, h, N, dh)
+        p = s.softmax(-1)  # (B, h, N, M)
+        if maps is not None:
+            maps.append(p.mean(1))
+        o = p @ v  # (B, h, N, dh)
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
@@ -243,14 +248,15 @@ class TransformerBlock(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
         t = self.proj_in(self.norm_in(x).flatten(2).transpose(1, 2))  # (B, HW, C)
         if self.pos is not None:
             t = t + self.pos(position_features(h, w, POSITION_BANDS, x.device).to(t.dtype))  # (HW, C) broadcast
         n1 = self.ln1(t)
         t = t + self.self_attn(n1, n1)
-        t = t + self.cross_attn(self.ln2(t), ctx, ctx_mask)
+        t = t + self.cross_attn(self.ln2(t), ctx, ctx_mask, maps)
         t = t + self.mlp(self.ln3(t))
         return x + self.proj_out(t).transpose(1, 2).reshape(b, c, h, w)
 
@@ -300,11 +306,11 @@ class UNet(nn.Module):
             mods.append(TransformerBlock(cout, self.cfg.context_dim, self.cfg.head_dim, self.cfg.position))
         return nn.ModuleList(mods)
 
-    def _run(self, stage: nn.Module, h: torch.Tensor, emb, ctx, ctx_mask) -> torch.Tensor:
+    def _run(self, stage: nn.Module, h: torch.Tensor, emb, ctx, ctx_mask, maps) -> torch.Tensor:
         if isinstance(stage, (Down, Up)):
             return stage(h)
         for m in stage:
-            h = m(h, emb) if isinstance(m, ResBlock) else m(h, ctx, ctx_mask)
+            h = m(h, emb) if isinstance(m, ResBlock) else m(h, ctx, ctx_mask, maps)
         return h
 
     def context(self, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,27 +322,29 @@ class UNet(nn.Module):
         m = ctx_mask.to(ctx.dtype)[..., None]  # (B, M, 1)
         return ctx, (ctx * m).sum(1) / m.sum(1).clamp(min=1.0)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
-        """x (B, in_channels, h, w), t (B,) in [0, 1], ctx (B, M, context_dim), ctx_mask (B, M) -> velocity."""
-        return self.body(x, t, *self.context(ctx, ctx_mask), ctx_mask)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, in_channels, h, w), t (B,) in [0, 1], ctx (B, M, context_dim), ctx_mask (B, M) -> velocity;
+        with `maps`, every cross-attention's head-mean weights (B, hw, M) are appended to it, in call order."""
+        return self.body(x, t, *self.context(ctx, ctx_mask), ctx_mask, maps)
 
     def body(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, pooled: torch.Tensor,
-             ctx_mask: torch.Tensor) -> torch.Tensor:
+             ctx_mask: torch.Tensor, maps: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The UNet on context already prepared by `context`: ctx (B, M, context_dim), pooled (B, context_dim)."""
         emb = self.time_mlp(timestep_embedding(t, self.cfg.time_dim).to(x.dtype)) + self.pool_proj(pooled)
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
-            h = self._run(stage, h, emb, ctx, ctx_mask)
+            h = self._run(stage, h, emb, ctx, ctx_mask, maps)
             hs.append(h)
         h = self.mid[0](h, emb)
-        h = self.mid[1](h, ctx, ctx_mask)
+        h = self.mid[1](h, ctx, ctx_mask, maps)
         h = self.mid[2](h, emb)
         for stage in self.up:
             if isinstance(stage, Up):
                 h = stage(h)
             else:
-                h = self._run(stage, torch.cat([h, hs.pop()], dim=1), emb, ctx, ctx_mask)
+                h = self._run(stage, torch.cat([h, hs.pop()], dim=1), emb, ctx, ctx_mask, maps)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

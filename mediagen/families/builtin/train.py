@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -392,7 +392,7 @@ def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log
                     ) -> D.LatentSet:
     """Encode up to `max_new` shards not yet cached for this autoencoder, then load every cached one."""
     cache = run / "data" / f"latents_{ae_hash}"
-    parts, prompted = [], []
+    parts, metas = [], []
     for shard in D.list_shards(run / "data"):
         out = cache / shard.name
         if not out.exists():
@@ -403,20 +403,22 @@ def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log
             max_new -= 1
             log(f"encoded {shard.name} in {time.time() - t0:.1f} s")
         parts.append(np.load(out))
-        prompted.append(shard_prompted(shard, len(parts[-1]["captions"])))
+        metas.append(shard_metas(shard, len(parts[-1]["captions"])))
     if not parts:
         return D.LatentSet(np.zeros((0, ae.cfg.latent_channels, 1, 1), np.float16), np.zeros((0, 1, 1), np.uint8),
-                           np.zeros((0, 1), str), np.zeros(0, bool))
+                           np.zeros((0, 1), str), np.zeros(0, bool), np.zeros(0, str))
+    all_metas = np.concatenate(metas)
     return D.LatentSet(np.concatenate([p["latents"] for p in parts]), np.concatenate([p["instance"] for p in parts]),
-                       np.concatenate([p["captions"] for p in parts]), np.concatenate(prompted))
+                       np.concatenate([p["captions"] for p in parts]), np.char.str_len(all_metas) > 0, all_metas)
 
 
-def shard_prompted(shard: Path, n: int) -> np.ndarray:
-    """(n,) bool: which scenes of a rendered shard were built from a prompt record (none in older shards)."""
+def shard_metas(shard: Path, n: int) -> np.ndarray:
+    """(n,) str: the prompt record (JSON) each scene of a rendered shard was built from, '' for sampled scenes
+    (all of them in older shards)."""
     with np.load(shard) as z:
         if "prompt_metas" not in z.files:
-            return np.zeros(n, bool)
-        return np.char.str_len(z["prompt_metas"].astype(str)) > 0
+            return np.full(n, "", dtype=str)
+        return z["prompt_metas"].astype(str)
 
 
 TEXT_WIDTH = 384  # one MiniLM layer's state
@@ -459,11 +461,21 @@ def widen_context(sd: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[
     return out
 
 
+class Batch(NamedTuple):
+    """One training batch: clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w), captions ('' =
+    unconditional), the scenes' indices in the set (B,) and whether each caption is the scene's prompt (B,)."""
+
+    x0: torch.Tensor
+    extra: torch.Tensor
+    captions: list[str]
+    index: np.ndarray
+    from_prompt: np.ndarray
+
+
 def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: float, p_full: float,
-               p_no_color: float = 0.0, p_prompt: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Clean latents (B, C, h, w), inpaint channels (B, 1 + C, h, w) and captions ('' = unconditional;
-    a share p_no_color of them without colour words). A share p_prompt of the batch is drawn from the
-    prompt-record scenes with their prompt as caption; the rest uniformly, with a random caption."""
+               p_no_color: float = 0.0, p_prompt: float = 0.0) -> Batch:
+    """A batch of random scenes with random captions (a share p_no_color of them without colour words). A
+    share p_prompt of it is drawn from the prompt-record scenes with their prompt as caption."""
     idx = rng.integers(0, len(ds), batch)
     by_prompt = (rng.random(batch) < p_prompt) & ds.prompted.any()  # (B,) bool
     if by_prompt.any():
@@ -475,7 +487,53 @@ def make_batch(rng: np.random.Generator, ds: D.LatentSet, batch: int, p_uncond: 
     cols = np.where(by_prompt, 0, rng.integers(0, k, batch))
     caps = [str(ds.captions[i, c]) if rng.random() >= p_uncond else "" for i, c in zip(idx, cols)]
     caps = [D.drop_colors(c) if c and rng.random() < p_no_color else c for c in caps]
-    return x0, extra, caps
+    return Batch(x0, extra, caps, idx, by_prompt & np.array([c != "" for c in caps]))
+
+
+def ground_targets(tokenizer, b: Batch, ds: D.LatentSet, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each caption token's object lies, for captions that are their scene's prompt: (B, tokens, h, w)
+    float masks at latent-cell resolution and (B, tokens) bool for the tokens that name an object.
+
+    `tokenizer` must pad and truncate as the text encoder does, so token k here is context token k."""
+    h, w = ds.instance.shape[1:]
+    masks = torch.zeros(len(b.captions), tokens, h, w)
+    named = torch.zeros(len(b.captions), tokens, dtype=torch.bool)
+    if ds.metas is None or not b.from_prompt.any():
+        return masks, named
+    rows = np.flatnonzero(b.from_prompt)
+    encs = tokenizer.encode_batch([b.captions[r] for r in rows])
+    for r, enc in zip(rows, encs):
+        meta = json.loads(str(ds.metas[b.index[r]]))
+        words: dict[int, str] = {}
+        for wid, tok in zip(enc.word_ids, enc.tokens):
+            if wid is not None:
+                words[wid] = words.get(wid, "") + tok.removeprefix("##")
+        where = D.grounded_words([words.get(k, "") for k in range(max(words, default=-1) + 1)], meta)
+        inst = torch.from_numpy(ds.instance[b.index[r]].astype(np.int64))  # (h, w)
+        entry = [torch.isin(inst, torch.tensor(list(ids))).float() for ids in D.entry_ids(meta)]
+        for k, wid in enumerate(enc.word_ids[:tokens]):
+            if wid in where and entry[where[wid]].any():
+                masks[r, k], named[r, k] = entry[where[wid]], True
+    return masks, named
+
+
+def ground_loss(maps: list[torch.Tensor], masks: torch.Tensor, named: torch.Tensor) -> torch.Tensor:
+    """Token grounding loss (TokenCompose, Wang et al. 2024) over cross-attention weights `maps` (B, hw, M):
+    each object-naming token's attention over the image should fall inside its object's mask, (1 - inside
+    share)^2, plus a per-pixel binary cross-entropy of the weights against the mask; mean over named tokens."""
+    if not named.any():
+        return maps[0].new_zeros(()).float()
+    g = named.float()  # (B, M)
+    total = 0.0
+    for p in maps:
+        p = p.float()
+        side = int(round(p.shape[1] ** 0.5))
+        t = F.adaptive_avg_pool2d(masks, side).flatten(2).transpose(1, 2)  # (B, hw, M) share of cell inside
+        inside = (p * t).sum(1) / p.sum(1).clamp_min(1e-6)  # (B, M)
+        token = ((1 - inside).square() * g).sum() / g.sum()
+        bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), (t > 0.5).float(), reduction="none").mean(1)
+        total = total + token + (bce * g).sum() / g.sum()
+    return total / len(maps)
 
 
 def lr_decay(step: int, start: int | None, end: int | None, floor: float = 0.1) -> float:
@@ -486,13 +544,14 @@ def lr_decay(step: int, start: int | None, end: int | None, floor: float = 0.1) 
 
 
 def flow_loss(unet: UNet, x0: torch.Tensor, extra: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
-              t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Rectified-flow loss (Liu et al. 2022; Esser et al. 2024): x_t = (1 - t) x0 + t eps, target eps - x0."""
+              t: torch.Tensor, noise: torch.Tensor, maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Rectified-flow loss (Liu et al. 2022; Esser et al. 2024): x_t = (1 - t) x0 + t eps, target eps - x0.
+    With `maps`, the cross-attention weights of the pass are appended to it."""
     tt = t[:, None, None, None]
     xt = (1 - tt) * x0 + tt * noise  # (B, C, h, w)
     inp = torch.cat([xt, extra], dim=1) if unet.cfg.inpaint else xt
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        v = unet(inp.contiguous(memory_format=torch.channels_last), t, ctx, ctx_mask)
+        v = unet(inp.contiguous(memory_format=torch.channels_last), t, ctx, ctx_mask, maps)
     return (v.float() - (noise - x0)).square().mean()
 
 
@@ -580,6 +639,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
     t_start = t_save = t_scan = t_prev = time.time()
     budget = args.minutes * 60
     losses: list[float] = []
+    grounds: list[float] = []
     if args.adaptive_threads:
         torch.set_num_threads(threads_for_load(args.threads))
     from tqdm import tqdm
@@ -594,15 +654,20 @@ def cmd_unet(args: argparse.Namespace) -> None:
             time.sleep(10)
             continue
         t0 = time.time()
-        x0, extra, caps = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color,
-                                     args.p_prompt)
-        ctx, ctx_mask = text.encode(caps, bf16=True)
+        b = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color, args.p_prompt)
+        x0, extra = b.x0, b.extra
+        ctx, ctx_mask = text.encode(b.captions, bf16=True)
         t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
         noise = torch.randn_like(x0)
         lr = args.lr * min(1.0, (step - warm_from + 1) / args.warmup) * lr_decay(step, args.decay_from, args.decay_until)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise)
+        maps: list[torch.Tensor] | None = [] if args.ground_weight > 0 else None
+        loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise, maps)
+        if maps is not None:
+            g = ground_loss(maps, *ground_targets(text.tokenizer, b, ds, ctx.shape[1]))
+            grounds.append(g.item())
+            loss = loss + args.ground_weight * g
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -616,9 +681,10 @@ def cmd_unet(args: argparse.Namespace) -> None:
         if step % 25 == 0:
             log.write({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(float(np.mean(losses)), 5),
                        "img_per_s": round(args.batch / dt, 1), "scenes": len(ds)})
-            log_line(run, "unet", f"step {step} loss {np.mean(losses):.4f} {args.batch / dt:.1f} img/s "
+            ground = f" grounding {np.mean(grounds):.4f}" if grounds else ""
+            log_line(run, "unet", f"step {step} loss {np.mean(losses):.4f}{ground} {args.batch / dt:.1f} img/s "
                      f"({elapsed / 60:.1f} min trained, {torch.get_num_threads()} threads)")
-            losses = []
+            losses, grounds = [], []
         if args.adaptive_threads and step % 5 == 0:
             torch.set_num_threads(threads_for_load(args.threads))
         if time.time() - t_save > args.save_every * 60:
@@ -685,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--p-no-color", type=float, default=0.3, help="share of captions with colour words removed")
     u.add_argument("--p-prompt", type=float, default=0.0,
                    help="share of each batch drawn from prompt-record scenes, captioned with their prompt")
+    u.add_argument("--ground-weight", type=float, default=0.0,
+                   help="weight of the token grounding loss on prompt captions (0 = off): object words' "
+                        "cross-attention should fall on their objects")
     u.add_argument("--decay-from", type=int, default=None, help="step where the learning rate starts to fall")
     u.add_argument("--decay-until", type=int, default=None, help="step where it reaches a tenth")
     u.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192])
