@@ -520,7 +520,8 @@ def ground_targets(tokenizer, b: Batch, ds: D.LatentSet, tokens: int) -> tuple[t
 def ground_loss(maps: list[torch.Tensor], masks: torch.Tensor, named: torch.Tensor) -> torch.Tensor:
     """Token grounding loss (TokenCompose, Wang et al. 2024) over cross-attention weights `maps` (B, hw, M):
     each object-naming token's attention over the image should fall inside its object's mask, (1 - inside
-    share)^2, plus a per-pixel binary cross-entropy of the weights against the mask; mean over named tokens."""
+    share)^2, plus a per-cell binary cross-entropy of the weights against the share of the cell the object
+    covers (soft, so an object smaller than a cell still pulls its token there); mean over named tokens."""
     if not named.any():
         return maps[0].new_zeros(()).float()
     g = named.float()  # (B, M)
@@ -531,7 +532,7 @@ def ground_loss(maps: list[torch.Tensor], masks: torch.Tensor, named: torch.Tens
         t = F.adaptive_avg_pool2d(masks, side).flatten(2).transpose(1, 2)  # (B, hw, M) share of cell inside
         inside = (p * t).sum(1) / p.sum(1).clamp_min(1e-6)  # (B, M)
         token = ((1 - inside).square() * g).sum() / g.sum()
-        bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), (t > 0.5).float(), reduction="none").mean(1)
+        bce = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), t, reduction="none").mean(1)  # (B, M)
         total = total + token + (bce * g).sum() / g.sum()
     return total / len(maps)
 
