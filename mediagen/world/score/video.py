@@ -791,20 +791,30 @@ def _continues(a: Track, b: Track, width: int, max_jump: float = 0.2) -> bool:
 
 def bodies(tracks: list[Track], width: int) -> list[Track]:
     """Tracks joined into items: the pieces that move as one body (`rigid_group`) and the tracks that take
-    over from one another (`_continues`); each item's largest piece names it."""
+    over from one another (`_continues`); each item's largest piece names it. A take-over never joins two
+    items that are both seen in more than the two frames a take-over may share (a short piece that could
+    continue either of two items seen side by side would otherwise chain them into one)."""
     root = list(range(len(tracks)))
+    seen = [{k for k, d in enumerate(t.dets) if d is not None} for t in tracks]  # per root: frames its item shows in
 
     def find(i: int) -> int:
         while root[i] != i:
             i = root[i]
         return i
 
+    def join(i: int, j: int, handover: bool) -> None:
+        ri, rj = find(i), find(j)
+        if ri == rj or (handover and len(seen[ri] & seen[rj]) > 2):
+            return
+        root[rj] = ri
+        seen[ri] |= seen[rj]
+
     for i in range(len(tracks)):
         for j in rigid_group(tracks, i, width)[1:]:
-            root[find(j)] = find(i)
+            join(i, j, False)
         for j in range(len(tracks)):
             if j != i and _continues(tracks[i], tracks[j], width):
-                root[find(j)] = find(i)
+                join(i, j, True)
     groups: dict[int, list[int]] = {}
     for i in range(len(tracks)):
         groups.setdefault(find(i), []).append(i)
