@@ -26,6 +26,8 @@ SPEED_CLASSES = (0.08, 0.22)  # image widths per second: below = slow, above = f
 MOVING_SPEED = 0.05  # m/s
 MIN_TRAVEL = 0.15  # metres an object must travel to count as moving
 PAN_MIN = 1.0  # degrees of pan before the camera motion is stated
+VISIBLE_SHARE = 0.6  # share of its unoccluded area an item must show for a frame to show its motion ...
+VISIBLE_FRAMES = 0.5  # ... in at least this share of the frames of its stretch, or its direction is not stated
 
 VERB_WORDS = MappingProxyType({
     "rolls": ("rolls",), "slides": ("slides", "glides"), "bounces": ("bounces", "hops"),
@@ -140,7 +142,7 @@ def motion_specs(clip: Clip) -> list[dict[str, Any]]:
                 uv = _ground_pixels(clip, pos)
                 du, dv = (uv[end] - uv[start]).tolist()
                 direction = direction_of(du, dv, clip.width)
-                if direction["horizontal"] is None and direction["depth"] is None:
+                if (direction["horizontal"] is None and direction["depth"] is None) or not _visible(clip, iid, start, end):
                     direction = None
                 speed = _speed_class(math.hypot(du, dv), (end - start) / spec.fps, clip.width)
                 segment = [int(start), int(end)]
@@ -154,6 +156,16 @@ def motion_specs(clip: Clip) -> list[dict[str, Any]]:
             "pushed_by": pushed_by, "stop_frame": _stop_frame(m, spec) if verb == "walks" else None,
         })  # fmt: skip
     return out
+
+
+def _visible(clip: Clip, instance_id: int, start: int, end: int) -> bool:
+    """True when an item shows at least VISIBLE_SHARE of its unoccluded area in at least VISIBLE_FRAMES of
+    the frames start..end: a motion seen mostly behind nearer items is not there to be stated. A figure's
+    limbs overlap one another, so its unoccluded area is taken as the most it shows in any frame."""
+    infos = [f.objects[instance_id - 1] for f in clip.frames]
+    whole = max(o.area for o in infos) if infos[0].kind == "figure" else None
+    shown = [o.area >= VISIBLE_SHARE * max(whole or o.full_area, 1) for o in infos[start : end + 1]]
+    return float(np.mean(shown)) >= VISIBLE_FRAMES
 
 
 def _stop_frame(m, spec) -> int | None:
