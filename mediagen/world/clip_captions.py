@@ -142,7 +142,8 @@ def motion_specs(clip: Clip) -> list[dict[str, Any]]:
                 uv = _ground_pixels(clip, pos)
                 du, dv = (uv[end] - uv[start]).tolist()
                 direction = direction_of(du, dv, clip.width)
-                if (direction["horizontal"] is None and direction["depth"] is None) or not _visible(clip, iid, start, end):
+                unseen = not _visible(clip, iid, start, end)
+                if (direction["horizontal"] is None and direction["depth"] is None) or unseen:
                     direction = None
                 speed = _speed_class(math.hypot(du, dv), (end - start) / spec.fps, clip.width)
                 segment = [int(start), int(end)]

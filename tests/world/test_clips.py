@@ -279,3 +279,18 @@ def test_save_clip_writes_mp4_with_sound_and_gif(tmp_path):
     assert np.abs(audio).max() > 0.05
     sheet = contact_strip(clip, columns=4, maps=("image", "seg_image"))
     assert sheet.shape == (2 * 50, 4 * 66, 3)  # one row of 4 frames per map
+
+
+def test_a_motion_seen_mostly_behind_a_nearer_item_states_no_direction():
+    """A small blue cube slides right behind a large red one that hides most of it: it slides, but which
+    way is not there to be seen, so no direction is stated; alone, it slides right."""
+    blue = ObjectSpec("cube", "blue", "small", x=-0.4, z=9.0)
+    slide = Motion("slide", velocity=(0.9, 0.0, 0.0))
+    red = ObjectSpec("cube", "red", "large", x=0.0, z=6.0)
+    hidden = render_clip(ClipSpec(SceneSpec(objects=[red, blue], background="studio"), [Motion("rest"), slide],
+                                  n_frames=16, fps=8.0))  # fmt: skip
+    alone = render_clip(ClipSpec(SceneSpec(objects=[blue], background="studio"), [slide], n_frames=16, fps=8.0))
+    behind, seen = motion_specs(hidden)[1], motion_specs(alone)[0]
+    assert behind["motion"] == seen["motion"] == "slides"
+    assert max(f.objects[1].visible_fraction for f in hidden.frames) < 0.5
+    assert behind["direction"] is None and seen["direction"] == {"horizontal": "right", "depth": None}
