@@ -298,3 +298,77 @@ def test_items_named_alike_are_shared_out_among_the_tracks_that_fit_them(model):
     assert [m["direction"] for m in ms[:2]] == [{"horizontal": "right", "depth": "toward"}, {"horizontal": "right", "depth": None}]
     good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="right")
     assert good.correct, good.values
+
+
+def test_a_short_piece_between_two_items_does_not_chain_them_into_one_body(model):
+    """An orange pyramid slides right past a small dotted orange cone sliding toward the camera under a left
+    pan; the detector cuts a piece off the pyramid in one frame, next to both. The piece may continue either
+    item, but the two items, seen side by side in every frame, stay two bodies."""
+    objs = [ObjectSpec("pyramid", "orange", "small", x=-1.216, z=6.527, rotation=0.7607),
+            ObjectSpec("cone", "orange", "small", "metal", pattern="dots", pattern_color="purple", x=0.474, z=9.193,
+                       rotation=0.4529)]  # fmt: skip
+    scene = SceneSpec(objects=objs, camera=Camera(height=2.888, pitch=14.465, x=-0.253, yaw=0.518), background="dusk")
+    motions = [Motion("slide", velocity=(2.256, 0.0, -1.005)),
+               Motion("slide", velocity=(-0.661, 0.0, -1.501), spin=0.964)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, pan=-5.995, friction=0.544), 128, 128)
+    items = bodies(track(list(clip.images), model=model), 128)
+    assert {t.shape for t in items if t.color == "orange" and t.seen >= 12} == {"pyramid", "cone"}
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    assert ms[1]["direction"] == {"horizontal": "left", "depth": "toward"}
+    good, bad = judge_both_ways(clip, ms, model)
+    assert good.correct and not bad.correct, (good.values, bad.values)
+
+
+def test_identity_starts_where_an_item_falls_into_an_empty_view(model):
+    """A pink cylinder falls into an empty view and lands: it is judged from the first frame it shows in,
+    its track joined across the frame where it falls faster than the tracker's reach; the same clip whose
+    second half changes colour fails."""
+    from mediagen.world.clips import _fall_height
+
+    cyl = ObjectSpec("cylinder", "pink", "medium", x=0.3, z=7.0)
+    cyl = replace(cyl, y=round(_fall_height(cyl, Camera(), 1.0) + 0.3, 3))
+    spec = ClipSpec(SceneSpec(objects=[cyl], background="studio"), [Motion("fall")], n_frames=16, fps=8.0)
+    clip = render_clip(spec, 128, 128)
+    frames = list(clip.images)
+    assert not clip.frames[0].objects[0].area  # nothing in view at first
+    good = score_identity(frames, model=model)
+    assert good.correct and good.values["seen"] == 1.0, good.values
+    swapped = frames[:8] + [f[:, :, ::-1].copy() for f in frames[8:]]
+    assert not score_identity(swapped, model=model).correct
+
+
+def test_an_item_that_walks_behind_a_stack_moving_with_the_pan_is_hidden_not_lost(slide, model):
+    """A brown figure walks behind a green cylinder carrying a sphere while the camera pans: it is hidden
+    there (where the stack, moved on with the pan, covers it), not lost; the clip whose second half shows
+    another scene fails."""
+    objs = [ObjectSpec("cube", "yellow", "small", "metal", x=-1.177, z=5.756, rotation=0.9316, y=3.742),
+            ObjectSpec("cylinder", "green", "large", x=-0.747, z=7.077, rotation=0.4985),
+            ObjectSpec("cylinder", "orange", x=0.091, z=5.315, rotation=1.3436, y=3.697),
+            ObjectSpec("sphere", "green", x=-0.747, z=7.077, y=1.224)]  # fmt: skip
+    fig = FigureSpec(pose="walking", x=-2.273, z=10.344, color="brown", facing=-1.6884, height=1.705)
+    scene = SceneSpec(objects=objs, figures=[fig], camera=Camera(height=2.849, pitch=13.909, x=0.226, yaw=-2.206),
+                      background="dusk")  # fmt: skip
+    motions = [Motion("fall", spin=-0.725), Motion("rest"), Motion("fall"), Motion("rest"),
+               Motion("walk", velocity=(0.9649, 0.0, 0.114), phase=0.5979)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, pan=-4.517, friction=0.968), 128, 128)
+    frames = list(clip.images)
+    assert sum(f.objects[4].area < 20 for f in clip.frames) >= 8  # the figure is hidden most of the clip
+    good = score_identity(frames, model=model)
+    assert good.correct, good.values
+    assert not score_identity(frames[:8] + list(slide.images), model=model).correct  # then another scene
+
+
+def test_a_two_coloured_item_restyled_mostly_gray_shows_its_gray(model):
+    """A blue cone checked in white, restyled to gray checked in brown: the region is named brown (a
+    chromatic colour covering a third of it outranks gray), yet gray is what most of it shows, as asked;
+    left blue, it fails."""
+    cone = ObjectSpec("cone", "blue", "large", pattern="checks", pattern_color="white", x=0.5, z=6.5)
+    spec = ClipSpec(SceneSpec(objects=[cone], background="dusk"), [Motion("slide", velocity=(1.5, 0.0, 0.0))],
+                    n_frames=8, fps=8.0)  # fmt: skip
+    recolor = {"blue": "gray", "white": "brown"}
+    target = replace(spec, scene=replace(spec.scene, objects=[replace(cone, color="gray", pattern_color="brown")],
+                                         background="overcast"))  # fmt: skip
+    source, restyled = list(render_clip(spec, 128, 128).images), list(render_clip(target, 128, 128).images)
+    good = score_trajectory(restyled, source, model=model, recolor=recolor)
+    assert good.correct and good.values["colors"] == 1.0, good.values
+    assert not score_trajectory(source, source, model=model, recolor=recolor).correct

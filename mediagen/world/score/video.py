@@ -51,11 +51,14 @@ from mediagen.world.clip_captions import (
 )
 from mediagen.world.clips import PAN_MAX
 from mediagen.world.score.detect import (
+    COLOR_NAMES,
+    NEUTRAL_INDEX,
     Detection,
     DetectSettings,
     ShapeModel,
     detect_objects,
     dilate,
+    name_colors,
     to_array,
 )
 from mediagen.world.spec import SIZES, Camera
@@ -778,15 +781,30 @@ def score_motion(frames: Sequence[Any], motions: list[dict[str, Any]], fps: floa
 # ----------------------------------------------------------------------------- identity, first frame, trajectory
 
 
+def _last_velocity(t: Track, before: int, span: int = 3) -> np.ndarray:
+    """Box-centre velocity (pixels per frame, (2,)) of a track over its last sightings (up to `span` frames
+    apart) before frame `before`; zero under two sightings."""
+    ks = [k for k in range(before) if t.dets[k] is not None]
+    if len(ks) < 2:
+        return np.zeros(2)
+    k0 = next(k for k in ks if k >= ks[-1] - span)
+    if k0 == ks[-1]:
+        k0 = ks[-2]
+    return (t.center(ks[-1]) - t.center(k0)) / (ks[-1] - k0)
+
+
 def _continues(a: Track, b: Track, width: int, max_jump: float = 0.2) -> bool:
     """True when track b takes over from track a of the same colour: it starts at most two frames before a
-    ends (a piece split off) and at most four after, within reach of a's last position."""
+    ends (a piece split off) and at most four after, within reach of a's last position or of where a's last
+    velocity carries it (a falling item gains speed faster than the reach allows)."""
     ka = [k for k, d in enumerate(a.dets) if d is not None]
     kb = [k for k, d in enumerate(b.dets) if d is not None]
     if a.color != b.color or not ka or not kb or kb[0] <= ka[0] or not -2 <= kb[0] - ka[-1] <= 4:
         return False
     gap = max(1, kb[0] - ka[-1])
-    return float(np.linalg.norm(b.center(kb[0]) - a.center(ka[-1]))) <= max_jump * width * gap
+    start, last = b.center(kb[0]), a.center(ka[-1])
+    ahead = last + _last_velocity(a, ka[-1] + 1) * (kb[0] - ka[-1])
+    return min(float(np.linalg.norm(start - last)), float(np.linalg.norm(start - ahead))) <= max_jump * width * gap
 
 
 def bodies(tracks: list[Track], width: int) -> list[Track]:
@@ -824,13 +842,28 @@ def bodies(tracks: list[Track], width: int) -> list[Track]:
 
 def _hidden_behind(item: Track, k: int, items: list[Track]) -> bool:
     """True when an item unseen in frame k lies where another item, seen in frame k and in the frame the
-    item was last seen, covers half of that last box (it went behind something that was already there)."""
+    item was last seen, covers half of its last box: where it was, anywhere on the way its last velocity
+    would have carried it since, or carried along with that other item (it went behind something that was
+    already there, which may have moved on with it or with the camera)."""
     last = next((f for f in range(k - 1, -1, -1) if item.dets[f] is not None), None)
     if last is None:
         return False
-    x0, y0, x1, y1 = (max(round(v), 0) for v in item.dets[last].box)
-    return any(o is not item and o.dets[k] is not None and o.dets[last] is not None
-               and o.dets[k].mask[y0:y1, x0:x1].mean() >= 0.5 for o in items)  # fmt: skip
+    height, width = item.dets[last].mask.shape
+    step = _last_velocity(item, last + 1) * (k - last)  # (2,) pixels it would have moved by frame k
+
+    def covered(o: Track, shift: np.ndarray) -> bool:
+        b = item.dets[last].box
+        x0, x1 = (int(np.clip(round(v + shift[0]), 0, width)) for v in (b[0], b[2]))
+        y0, y1 = (int(np.clip(round(v + shift[1]), 0, height)) for v in (b[1], b[3]))
+        return x1 > x0 and y1 > y0 and o.dets[k].mask[y0:y1, x0:x1].mean() >= 0.5
+
+    for o in items:
+        if o is item or o.dets[k] is None or o.dets[last] is None:
+            continue
+        shifts = [share * step for share in np.linspace(0.0, 1.0, 5)] + [o.center(k) - o.center(last)]
+        if any(covered(o, sh) for sh in shifts):
+            return True
+    return False
 
 
 def _full_view_shapes(t: Track) -> list[str]:
@@ -843,23 +876,26 @@ def _full_view_shapes(t: Track) -> list[str]:
 
 def score_identity(frames: Sequence[Any], settings: DetectSettings | None = None, model: ShapeModel | None = None,
                    tracks: list[Track] | None = None) -> VideoScore:
-    """Items keep colour and shape through the clip: for each item seen in the first frame (pieces and
-    broken tracks joined, see `bodies`), the share of frames it is found in (same colour, near its last
+    """Items keep colour and shape through the clip: for each item seen in the first frame that shows any
+    (items may fall into view; none before the clip's second half fails), with pieces and broken tracks
+    joined (see `bodies`), the share of the frames from there on it is found in (same colour, near its last
     position) or hidden behind another item, times the share of its full views showing its usual shape."""  # fmt: skip
     imgs = frames_array(frames)
     tracks = tracks if tracks is not None else track(imgs, settings, model)
     t_count, width = len(imgs), imgs[0].shape[1]
     items = bodies(tracks, width)
-    first = [t for t in items if t.dets[0] is not None]
-    if not first:
+    start = next((k for k in range(t_count) if any(t.dets[k] is not None for t in items)), None)
+    if start is None or start >= t_count // 2:
         return VideoScore(0.0, False, {"objects": 0})
+    first = [t for t in items if t.dets[start] is not None]
     seen, same = [], []
     for t in first:
-        seen.append(sum(t.dets[k] is not None or _hidden_behind(t, k, items) for k in range(t_count)) / t_count)
+        shown = [t.dets[k] is not None or _hidden_behind(t, k, items) for k in range(start, t_count)]
+        seen.append(float(np.mean(shown)))
         shapes = _full_view_shapes(t)
         same.append(max(shapes.count(x) for x in set(shapes)) / len(shapes))
     score = float(np.mean(seen) * np.mean(same))
-    newcomers = sum(1 for t in items if t.dets[0] is None and t.seen >= t_count // 2)
+    newcomers = sum(1 for t in items if t.dets[start] is None and t.seen >= t_count // 2)
     return VideoScore(score, score >= 0.8, {"objects": len(first), "seen": float(np.mean(seen)),
                                             "shape_kept": float(np.mean(same)), "new_objects": newcomers})  # fmt: skip
 
@@ -881,13 +917,26 @@ def _path_distance(a: Track, b: Track, width: int) -> float:
     return float(np.mean(d)) / width if len(d) >= max(1, len(a.dets) // 2) else math.inf
 
 
+def _shows_color(t: Track, frames: list[np.ndarray], color: str) -> bool:
+    """True when an item shows a colour: as its name, or, for white or gray (which a region's name gives
+    way to whenever a chromatic colour covers a good share of it, as highlights read white or gray), as
+    the colour most of its pixels carry over the clip (a two-coloured item painted mostly gray)."""
+    if t.color == color:
+        return True
+    if COLOR_NAMES.index(color) not in NEUTRAL_INDEX:
+        return False
+    px = np.concatenate([frames[k][d.mask] for k, d in enumerate(t.dets) if d is not None])  # (N, 3)
+    return COLOR_NAMES[int(np.bincount(name_colors(px), minlength=len(COLOR_NAMES)).argmax())] == color
+
+
 def score_trajectory(frames: Sequence[Any], source: Sequence[Any], settings: DetectSettings | None = None,
                      model: ShapeModel | None = None, limit: float = 0.05,
                      recolor: dict[str, str] | None = None) -> VideoScore:
     """Video-to-video: each item of the source (`bodies`, seen in half its frames) is paired with the output
     item whose path lies nearest (any colour; each output object pairs once); the mean path distance (image
     widths) per pair gives 1 - distance / (4 * limit), and every pair must stay within `limit`. With
-    `recolor` (source colour -> asked colour), each pair must also show the asked colour."""  # fmt: skip
+    `recolor` (source colour -> asked colour), each pair must also show the asked colour
+    (`_shows_color`)."""  # fmt: skip
     out, src = frames_array(frames), frames_array(source)
     if len(out) != len(src) or out[0].shape != src[0].shape:
         raise RequestError("the output clip must have the source clip's frame count and size")
@@ -907,7 +956,8 @@ def score_trajectory(frames: Sequence[Any], source: Sequence[Any], settings: Det
     values: dict[str, Any] = {"distance": float(np.mean(dists)), "worst": float(np.max(dists)), "objects": len(ts)}
     ok = max(dists) <= limit
     if recolor is not None:
-        hits = [i in pairs and to[pairs[i]].color == recolor.get(t.color, t.color) for i, t in enumerate(ts)]
+        hits = [i in pairs and _shows_color(to[pairs[i]], out, recolor.get(t.color, t.color))
+                for i, t in enumerate(ts)]  # fmt: skip
         values["colors"] = float(np.mean(hits))
         ok = ok and all(hits)
     return VideoScore(score, bool(ok), values)
