@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mediagen.errors import RequestError
 from mediagen.world.score.edit import SEAM_LIMIT, score_i2i, score_inpaint, score_outpaint, seam_ratio
 from mediagen.world.score.tasks import make_records, prepare, score
+from mediagen.world.spec import Camera, ObjectSpec, SceneSpec
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +80,20 @@ def test_i2i_world_target_keeps_layout_and_follows_the_prompt():
         assert not same.correct and same.values["layout"] == 1.0
         moved = score_i2i(t.image, np.asarray(t.world)[:, ::-1], rec)  # mirrored: layout lost
         assert moved.values["layout"] < 0.5 and not moved.correct
+
+
+def test_i2i_shape_edit_of_a_sole_object_keeps_its_layout_in_place():
+    """The only object, a white sphere, is to become a pyramid: its outline must change, so the edge F1 stays
+    low, yet the pyramid stands on the sphere's box and the layout is kept; moved aside, it is not."""
+    cam = Camera(height=2.984, pitch=15.331, x=0.078, yaw=-2.111)
+    pyramid = ObjectSpec("pyramid", "white", "medium", x=1.023, z=6.862, rotation=1.389)
+    scene = SceneSpec(objects=[pyramid], camera=cam, background="slate")
+    source = SceneSpec(objects=[replace(pyramid, shape="sphere")], camera=cam, background="slate")
+    rec = {"tag": "single_object", "prompt": "a photo of a pyramid", "include": [{"class": "pyramid", "count": 1}],
+           "scene": scene.to_dict(), "source": source.to_dict(), "strength": 0.6}  # fmt: skip
+    t = prepare(rec, "i2i")
+    good = score_i2i(t.image, t.world, rec)
+    assert good.correct and good.values["layout"] < 0.5 and good.values["in_place"], good.values
+    moved = score_i2i(t.image, np.roll(np.asarray(t.world), 16, axis=1), rec)  # the pyramid 16 px to the right
+    assert moved.values["adherence"] and not moved.correct, moved.values
+    assert not score_i2i(t.image, t.image, rec).correct  # nothing changed: no pyramid

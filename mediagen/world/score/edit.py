@@ -5,7 +5,9 @@
 - outpaint: the share of the original kept exactly at its offset, and seam continuity: the colour jump
   across each seam relative to the jumps between neighbouring pixel columns (rows) next to it;
 - image-to-image: layout kept (edge F1 between input and output near their objects) against prompt
-  adherence (GenEval rule).
+  adherence (GenEval rule); where the prompt asks for a shape the input does not show, the outline the edge
+  F1 compares is what the edit must change, so there the layout is also kept when every object of the
+  input still has one of the output on its box.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mediagen.world.score.geneval import check_record, judge
 
 SEAM_LIMIT = 2.0  # seam ratio above which a seam counts as visible (ground-truth renders stay below)
 KEEP_LIMIT = 0.999  # share of pixels that must be kept exactly
+PLACE_IOU = 0.5  # box overlap at which an object of an i2i output stands where one of the input stood
 
 
 def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -150,14 +153,43 @@ def layout_f1(source: np.ndarray, result: np.ndarray, settings: DetectSettings |
     return edge_f1(edge_map(result) & near, edge_map(source) & near, tol=2)
 
 
+def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / max(union, 1e-9)
+
+
+def reshaped_in_place(source: list[Detection], result: list[Detection], meta: dict[str, Any]) -> bool:
+    """True when the prompt asks for a shape the source's objects do not show (an edit that must change an
+    outline, which edge agreement cannot credit) and the output keeps the source's placement: as many objects,
+    each of the source's with one of the output on its box (IoU at least PLACE_IOU, one to one)."""
+    if not {inc["class"] for inc in meta["include"]} - {d.shape for d in source}:
+        return False
+    if not source or len(result) != len(source):
+        return False
+    free = list(range(len(result)))
+    for d in sorted(source, key=lambda d: -d.area):
+        j = max(free, key=lambda j: _box_iou(d.box, result[j].box))
+        if _box_iou(d.box, result[j].box) < PLACE_IOU:
+            return False
+        free.remove(j)
+    return True
+
+
 def score_i2i(source: Any, result: Any, meta: dict[str, Any], settings: DetectSettings | None = None,
               model: ShapeModel | None = None, layout_limit: float = 0.5) -> EditScore:
-    """Layout kept (edge F1 of output against input, tolerance 2 px) and prompt adherence (GenEval rule)."""  # fmt: skip
+    """Layout kept (edge F1 of output against input, tolerance 2 px, or for a shape edit every object left
+    in place: `reshaped_in_place`) and prompt adherence (GenEval rule)."""  # fmt: skip
     a, b = to_array(source), to_array(result)
     if a.shape != b.shape:
         raise RequestError(f"i2i result is {b.shape[1]}x{b.shape[0]}, the source {a.shape[1]}x{a.shape[0]}")
     check_record(meta)
     layout = layout_f1(a, b, settings)
-    verdict = judge(meta, detect_objects(b, settings, model))
-    values = {"layout": layout, "adherence": verdict.correct, "reasons": verdict.reasons}
-    return EditScore(verdict.correct and layout >= layout_limit, values)
+    found = detect_objects(b, settings, model)
+    verdict = judge(meta, found)
+    in_place = layout < layout_limit and reshaped_in_place(detect_objects(a, settings, model), found, meta)
+    values = {"layout": layout, "in_place": in_place, "adherence": verdict.correct, "reasons": verdict.reasons}
+    return EditScore(verdict.correct and (layout >= layout_limit or in_place), values)
