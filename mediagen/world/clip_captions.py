@@ -3,7 +3,8 @@
 `motion_specs(clip)` reads the ground truth of every item from the simulation and the frames' cameras:
 its verb (rolls, slides, bounces, falls, rests, walks, waves, stands), the direction of its first motion
 segment (from the frame it starts moving to the first wall or collision, or to when it stops), judged in
-the image plane of the first frame's camera (so a pan does not change it), its speed class in image widths
+the image plane of the first frame's camera (so a pan does not change it; none where the item shows less
+than most of itself over most of that stretch, hidden behind nearer items), its speed class in image widths
 per second, and its events with their sounds. `describe_clip` turns these into varied text whose
 structured form `check_clip_caption` verifies against a clip.
 """

@@ -4,11 +4,12 @@
   its ground point over the stated segment, seen by the first frame's camera, must agree with the stated
   one (`direction_agrees`: the captions' thresholds with a margin either way), and its speed class (image
   widths per second) is reported with its agreement (`speed_agrees`, with a margin too) but not scored;
-- identity: a tracked object keeps its colour and shape in every frame it is seen, and the number of
-  objects stays the same;
+- identity: a tracked object keeps its colour and shape in every frame it is seen (from the first frame
+  that shows any), and the number of objects stays the same;
 - first frame (image-to-video): the first frame reproduces the input image;
 - trajectory (video-to-video): every object of the input clip follows the same path in the output, whatever
-  colour the output gives it; colours the prompt asks for are checked on the matched objects.
+  colour the output gives it; colours the prompt asks for are checked on the matched objects (white or gray
+  also as the colour most of a two-coloured object's pixels carry).
 
 Ground points: an item's base is the bottom of its silhouette (joined with the pieces that move with it: a
 patterned item the detector cut apart, a person's limbs; an item of a figure's colour standing against it
