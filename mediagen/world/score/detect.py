@@ -4,7 +4,9 @@ Pipeline (no access to any renderer ground truth of the image being scored):
 1. background: per-row colour candidates from the left and right border strips (the world's sky, wall and
    floor are constant along a row), with a vertical tolerance of one row for slightly tilted horizons;
 2. foreground: pixels far from every background candidate that are not a darker copy of one (cast shadows
-   keep the floor's chromaticity); tolerances grow with the noise measured on the background;
+   keep the floor's chromaticity); tolerances grow with the noise measured on the background; a shadow-like
+   blob that touches no caster and not the frame is a gray solid with its own shadow (on a neutral floor soft
+   edges and noise hide the small colour offset between the two), and its regions join into one;
 3. colour names in CIELAB: the nearest shaded palette colour (palette colour times a brightness factor);
 4. regions: foreground blobs split at sizeable single-colour cores grown back over the blob; a region of
    one colour holding several objects is cut along the straight line through its concavities that leaves
@@ -881,6 +883,8 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     h, w, _ = img.shape
     bg, noise = estimate_background(img, s)
     fg, shade = background_masks(img, bg, noise, s)
+    solid = _casterless(shade, fg, img)
+    fg, shade = fg | solid, shade & ~solid
     labels = np.full((h, w), -1, dtype=np.int64)
     if fg.any():
         labels[fg] = name_colors(img[fg])
@@ -898,7 +902,60 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
         masks.append(m)
         cores.append(core)
     keep = [k for k in range(len(masks)) if not _fringe(k, masks, cores, img, local_bg, s)]
-    return Segmentation(img, bg, noise, fg, labels, [masks[k] for k in keep], [cores[k] for k in keep])
+    masks, cores = _join_casterless([masks[k] for k in keep], [cores[k] for k in keep], solid)
+    return Segmentation(img, bg, noise, fg, labels, masks, cores)
+
+
+def _casterless(shade: np.ndarray, fg: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """Shadow-like pixels (H, W) no caster explains: a cast shadow touches the solid standing beside it (or
+    the frame, beyond which its caster may stand), so a shadow-like blob touching neither is a gray solid on
+    a floor of its own hue (soft edges and noise blur the small colour offset that tells them apart on a
+    sharp image), together with its own shadow. Thin streaks (a blurred horizon) link nothing, and a white or
+    gray foreground piece lying mostly beside the blob (a lit face of the same solid) casts nothing."""
+    body = dilate(erode(shade))  # (H, W) without one- and two-pixel streaks
+    lab, n = label_components(body)
+    out = np.zeros_like(shade)
+    if n == 0:
+        return out
+    pieces, _ = label_components(fg)
+    for k in range(1, n + 1):
+        blob = lab == k
+        near = dilate(dilate(blob))
+        if near[0].any() or near[-1].any() or near[:, 0].any() or near[:, -1].any():
+            continue
+        touching = [p for p in np.unique(pieces[near & fg]) if p > 0]
+        if all(_face_of(pieces == p, near, img) for p in touching):
+            out |= blob
+    return shade & dilate(out)
+
+
+def _face_of(piece: np.ndarray, near: np.ndarray, img: np.ndarray) -> bool:
+    """True when a foreground piece (H, W) lies mostly within `near` (H, W) and is mostly named white or gray."""
+    if (piece & near).sum() <= 0.5 * piece.sum():
+        return False
+    return bool(np.isin(name_colors(img[piece]), NEUTRAL_INDEX).mean() > 0.5)
+
+
+def _join_casterless(masks: list[np.ndarray], cores: list[np.ndarray],
+                     solid: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Regions and cores with those lying within one blob of `solid` (H, W) (see `_casterless`) joined:
+    touching nothing else, the blob holds one solid, and its pieces are faces parted by a shading step or
+    the solid's own shadow."""
+    lab, n = label_components(solid)
+    out_m, out_c, joined = [], [], {}
+    for m, c in zip(masks, cores):
+        inside = [b for b in range(1, n + 1) if (m & dilate(dilate(lab == b))).sum() > 0.8 * m.sum()]
+        if not inside:
+            out_m.append(m)
+            out_c.append(c)
+        elif inside[0] in joined:
+            k = joined[inside[0]]
+            out_m[k], out_c[k] = _fill_gaps(out_m[k], m), out_c[k] | c
+        else:
+            joined[inside[0]] = len(out_m)
+            out_m.append(m)
+            out_c.append(c)
+    return out_m, out_c
 
 
 def region_features(seg: Segmentation) -> list[np.ndarray]:
