@@ -70,6 +70,8 @@ class DetectSettings:
     fringe_core: float = 0.1  # a region with at most this share left after two erosions may be a blurred rim ...
     fringe_tol: float = 0.2  # ... when its colours blend background and a touching region's within this share
     fringe_alpha: float = 0.7  # ... and lie at most this far (median) from the background towards that region
+    shadow_floor: float = 0.52  # a cast shadow away from its caster's base leaves the floor brighter (single: 0.58)
+    dark_share: float = 0.05  # a shadow-like blob with no caster needs this share darker than that to be a solid
     fringe_hug: float = 0.7  # ... and this share of it lies within two pixels of that region (a limb sticks out)
 
 
@@ -883,7 +885,7 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     h, w, _ = img.shape
     bg, noise = estimate_background(img, s)
     fg, shade = background_masks(img, bg, noise, s)
-    solid = _casterless(shade, fg, img)
+    solid = _casterless(shade, fg, img, bg[0], s)
     fg, shade = fg | solid, shade & ~solid
     labels = np.full((h, w), -1, dtype=np.int64)
     if fg.any():
@@ -906,12 +908,16 @@ def segment(image: Any, settings: DetectSettings | None = None) -> Segmentation:
     return Segmentation(img, bg, noise, fg, labels, masks, cores)
 
 
-def _casterless(shade: np.ndarray, fg: np.ndarray, img: np.ndarray) -> np.ndarray:
+def _casterless(shade: np.ndarray, fg: np.ndarray, img: np.ndarray, bg: np.ndarray, s: DetectSettings) -> np.ndarray:
     """Shadow-like pixels (H, W) no caster explains: a cast shadow touches the solid standing beside it (or
     the frame, beyond which its caster may stand), so a shadow-like blob touching neither is a gray solid on
     a floor of its own hue (soft edges and noise blur the small colour offset that tells them apart on a
     sharp image), together with its own shadow. Thin streaks (a blurred horizon) link nothing, and a white or
-    gray foreground piece lying mostly beside the blob (a lit face of the same solid) casts nothing."""
+    gray foreground piece lying mostly beside the blob (a lit face of the same solid) casts nothing. A shadow
+    lets the sky's light through, so a blob is a solid only where part of it is darker than any shadow cast
+    away from a caster's base (the shadow of a lifted item touches nothing either); `bg` (H, 3) is the row
+    background."""
+    factor = (img * bg[:, None, :]).sum(-1) / np.maximum((bg * bg).sum(-1), 1.0)[:, None]  # (H, W)
     body = dilate(erode(shade))  # (H, W) without one- and two-pixel streaks
     lab, n = label_components(body)
     out = np.zeros_like(shade)
@@ -924,7 +930,8 @@ def _casterless(shade: np.ndarray, fg: np.ndarray, img: np.ndarray) -> np.ndarra
         if near[0].any() or near[-1].any() or near[:, 0].any() or near[:, -1].any():
             continue
         touching = [p for p in np.unique(pieces[near & fg]) if p > 0]
-        if all(_face_of(pieces == p, near, img) for p in touching):
+        dark = (factor[blob] < s.shadow_floor).mean() >= s.dark_share
+        if dark and all(_face_of(pieces == p, near, img) for p in touching):
             out |= blob
     return shade & dilate(out)
 
