@@ -794,10 +794,11 @@ def _last_velocity(t: Track, before: int, span: int = 3) -> np.ndarray:
     return (t.center(ks[-1]) - t.center(k0)) / (ks[-1] - k0)
 
 
-def _continues(a: Track, b: Track, width: int, max_jump: float = 0.2) -> bool:
+def _continues(a: Track, b: Track, width: int, max_jump: float = 0.2, ahead_tol: float = 0.05) -> bool:
     """True when track b takes over from track a of the same colour: it starts at most two frames before a
-    ends (a piece split off) and at most four after, within reach of a's last position or of where a's last
-    velocity carries it (a falling item gains speed faster than the reach allows)."""
+    ends (a piece split off) and at most four after, within reach of a's last position, or within `ahead_tol`
+    of the width per frame of where a's last velocity carries it (a falling item gains speed faster than the
+    reach allows, but keeps to its course)."""
     ka = [k for k, d in enumerate(a.dets) if d is not None]
     kb = [k for k, d in enumerate(b.dets) if d is not None]
     if a.color != b.color or not ka or not kb or kb[0] <= ka[0] or not -2 <= kb[0] - ka[-1] <= 4:
@@ -805,7 +806,8 @@ def _continues(a: Track, b: Track, width: int, max_jump: float = 0.2) -> bool:
     gap = max(1, kb[0] - ka[-1])
     start, last = b.center(kb[0]), a.center(ka[-1])
     ahead = last + _last_velocity(a, ka[-1] + 1) * (kb[0] - ka[-1])
-    return min(float(np.linalg.norm(start - last)), float(np.linalg.norm(start - ahead))) <= max_jump * width * gap
+    near_last = float(np.linalg.norm(start - last)) <= max_jump * width * gap
+    return near_last or float(np.linalg.norm(start - ahead)) <= ahead_tol * width * gap
 
 
 def bodies(tracks: list[Track], width: int) -> list[Track]:
