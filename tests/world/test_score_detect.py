@@ -302,7 +302,8 @@ def _soft(img: np.ndarray, seed: int = 0) -> np.ndarray:
 def test_gray_solids_on_a_gray_floor_survive_soft_edges(bg):
     """On a sharp render a gray solid differs from a shadow on a neutral floor by a small colour offset that
     blur and noise wipe out; a shadow-like blob with no caster beside it is still found as a solid."""
-    objs = [ObjectSpec("cylinder", "gray", "medium", x=-1.0, z=7.0), ObjectSpec("cylinder", "gray", "medium", x=1.2, z=7.5)]
+    objs = [ObjectSpec("cylinder", "gray", "medium", x=-1.0, z=7.0),
+            ObjectSpec("cylinder", "gray", "medium", x=1.2, z=7.5)]
     r = render_scene(SceneSpec(objects=objs, background=bg), 128, 128)
     for img in (r.image, _soft(r.image)):
         assert [(d.shape, d.color) for d in detect_objects(img)] == [("cylinder", "gray")] * 2

@@ -123,7 +123,8 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
         f"({cfg.unet.blocks + 1} up), self + cross attention at levels "
         f"{[i for i, a in enumerate(cfg.unet.attention) if a]}"
         + (" (each token also given its image-plane position as sinusoids)" if cfg.unet.position else "")
-        + f", {n_params[1] / 1e6:.2f} M params, input {cfg.unet.in_channels} channels (noisy latent, mask, masked latent).",
+        + f", {n_params[1] / 1e6:.2f} M params, input {cfg.unet.in_channels} channels "
+        "(noisy latent, mask, masked latent).",
         f"- Text: all-MiniLM-L6-v2 per-token hidden states of layers {list(cfg.text_layers)} (6 = last; 384-d "
         f"each, side by side) with their attention mask (up to {cfg.text_max_tokens} tokens)"
         + (f", refined by {cfg.unet.refiner_layers} trainable self-attention layers ({cfg.unet.refiner_dim}-d, "
