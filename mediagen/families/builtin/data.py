@@ -267,8 +267,6 @@ def grounded_words(words: list[str], meta: dict) -> dict[int, int]:
 
     An entry is named by its shape word (any synonym, singular or plural) and by its colour word where that
     comes just before the shape word ('a red cube'); a caption whose colours were dropped grounds the shapes.
-    Objects of entry i are the scene's objects first[i]..first[i + 1] - 1 (spec_from_prompt_meta keeps the
-    include order), so their instance ids are first[i] + 1..first[i + 1].
     """
     from mediagen.world.captions import SHAPE_WORDS
 
@@ -285,6 +283,7 @@ def grounded_words(words: list[str], meta: dict) -> dict[int, int]:
 
 
 def entry_ids(meta: dict) -> list[range]:
-    """Instance ids of each include entry's objects, in include order."""
+    """Instance ids of each include entry's objects, in include order: entry i holds the scene's objects
+    first[i]..first[i + 1] - 1 (spec_from_prompt_meta keeps the include order), ids first[i] + 1..first[i + 1]."""
     first = np.cumsum([0] + [int(inc.get("count", 1)) for inc in meta.get("include", [])])
     return [range(int(a) + 1, int(b) + 1) for a, b in zip(first[:-1], first[1:])]
