@@ -21,7 +21,7 @@ import html
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,16 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> None:
 # ----------------------------------------------------------------------------- generation
 
 
-def generate(task: Task, model: str, n: int, seed: int, api: Any, steps: int | None = None) -> list[Any]:
+def generate(task: Task, model: str, n: int, seed: int, api: Any, steps: int | None = None,
+             options: Mapping[str, Any] | None = None) -> list[Any]:
     """n outputs for a task (images, or ClipOutputs for the video modes): the world's own answer, or a model
-    run through the Python API."""
+    run through the Python API; options are further request fields (sampler, guidance)."""
     if model == WORLD_MODEL:
         return [task.world] * n
     from mediagen.schema import Control, Extend, GenerationRequest
 
-    fields: dict[str, Any] = {"prompt": task.record["prompt"], "model": model, "seed": seed, "n": n, "steps": steps}
+    fields: dict[str, Any] = {"prompt": task.record["prompt"], "model": model, "seed": seed, "n": n, "steps": steps,
+                              **(options or {})}
     if task.mode in ("t2i", "i2i") or task.mode in VIDEO_MODES:
         fields.update(width=task.width, height=task.height)
     if task.mode in VIDEO_MODES:
@@ -129,7 +131,8 @@ def _generate_clips(task: Task, fields: dict[str, Any], api: Any) -> list[ClipOu
 
 
 def run(records: list[dict[str, Any]], model: str, mode: str, n: int, size: tuple[int, int], seed: int = 0,
-        steps: int | None = None, progress: bool = False) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+        steps: int | None = None, progress: bool = False,
+        options: Mapping[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Generate and score every record; returns one row per output and the output images."""  # fmt: skip
     api = None
     if model != WORLD_MODEL:
@@ -141,7 +144,7 @@ def run(records: list[dict[str, Any]], model: str, mode: str, n: int, size: tupl
     t0 = time.time()
     for i, rec in enumerate(records):
         task = prepare(rec, mode, size[0], size[1], with_world=model == WORLD_MODEL)
-        outs = generate(task, model, n, seed + i, api, steps)
+        outs = generate(task, model, n, seed + i, api, steps, options)
         for j, img in enumerate(outs):
             res = score(task, img, model=shape_model)
             rows.append({"index": i, "sample": j, "tag": rec.get("tag", "untagged"), "prompt": rec["prompt"], **res})
@@ -258,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(128, 128), help="WIDTHxHEIGHT of outputs (default 128x128)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--sampler", default=None, help="sampler of every generation (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--out", type=Path, default=None, help="folder for report.json, samples, contact sheet, page")
     p.add_argument("--json", action="store_true", help="print the report (without rows) as JSON")
     p.add_argument("--make-prompts", metavar="CATEGORY", default=None,
@@ -301,8 +306,9 @@ def evaluate(args: argparse.Namespace) -> int:
     if not records:
         raise RequestError("no records left after --tags / --limit")
     t0 = time.time()
+    options = {k: v for k, v in (("sampler", args.sampler), ("guidance", args.guidance)) if v is not None}
     rows, images = run(records, args.model, args.mode, args.n, args.size, args.seed, args.steps,
-                       progress=not args.json)  # fmt: skip
+                       progress=not args.json, options=options)  # fmt: skip
     rep = report(rows, args.model, args.mode, str(path), args.n, time.time() - t0)
     if args.out is not None:
         write_outputs(args.out, rep, images)

@@ -138,3 +138,11 @@ def test_a_model_without_video_modes_says_so(tmp_path, capsys):
     assert "mode 'i2v' is not supported" in capsys.readouterr().err
     assert main(["--make-prompts", "motion", "--mode", "t2i", "--count", "1"]) == 2
     assert "video records are made with --mode" in capsys.readouterr().err
+
+
+def test_eval_passes_sampler_and_guidance_to_the_model(capsys):
+    common = ["--model", "builtin", "--limit", "1", "--tags", "colors", "--steps", "2", "--size", "64x64", "--json"]
+    assert main([*common, "--sampler", "dpmpp_2m", "--guidance", "1.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["tags"]["colors"]["n"] == 1
+    assert main([*common, "--sampler", "no_such_sampler"]) == 2
+    assert "no_such_sampler" in capsys.readouterr().err
