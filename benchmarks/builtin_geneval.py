@@ -1,7 +1,8 @@
 """GenEval-style score of the built-in model (or an exported folder) on a balanced slice of the held-out prompts.
 
     python benchmarks/builtin_geneval.py [--per-tag 20] [--model builtin | builtin:/path/to/export]
-                                         [--mode t2i] [--steps N] [--json scores.json] [--autoencoded]
+                                         [--mode t2i] [--steps N] [--sampler S] [--guidance G]
+                                         [--json scores.json] [--autoencoded]
 
 Takes the first --per-tag records of every tag from the world's held-out prompt file, generates and scores them
 with `mediagen.world.evaluate`, and prints the overall score and per-tag accuracy (optionally writing them as
@@ -52,13 +53,15 @@ def round_trip(model_id: str, checkpoint: Path | None):
     from PIL import Image
 
     if checkpoint is not None:
-        from mediagen.families.builtin.train import _ae_from, from_img, load_checkpoint, to_img
+        from mediagen.families.builtin.train import _ae_from, autocast, from_img, load_checkpoint, to_img
+        from mediagen.settings import cpu_has_fast_bf16
 
         ae, _ = _ae_from(load_checkpoint(checkpoint))
         ae.eval()
+        bf16 = cpu_has_fast_bf16()
 
         def through(img):
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.inference_mode(), autocast(bf16):
                 return to_img(ae(from_img(img[None])))[0]
 
         return through
@@ -109,6 +112,8 @@ def main() -> None:
     p.add_argument("--per-tag", type=int, default=20)
     p.add_argument("--tags", nargs="+", default=None, help="score only these tags (default: all six)")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--sampler", default=None, help="default: the model's")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
@@ -137,13 +142,16 @@ def main() -> None:
         rep = autoencoded(records, a.model, a.seed, a.ae_checkpoint)
         rep["seconds"] = time.time() - t0
     else:
-        rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps)
+        options = {k: v for k, v in (("sampler", a.sampler), ("guidance", a.guidance)) if v is not None}
+        rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps, options=options)
         if a.sheet is not None:
             write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
         rep["by_combo"] = combo_split(records, [r["correct"] for r in sorted(rows, key=lambda r: r["index"])])
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
     summary["steps"] = a.steps or "model default"
+    summary["sampler"] = a.sampler or "model default"
+    summary["guidance"] = a.guidance or "model default"
     summary["scorer"] = scorer_id()
     summary["load_average"] = round(os.getloadavg()[0], 2)
     what = f"world renders through the autoencoder of {rep['model']}" if a.autoencoded else f"{a.model} {a.mode}"

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file
 
 from mediagen.families.builtin import export, load, train
 from mediagen.model import Job
@@ -75,6 +76,22 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     assert (model.config.unet.refiner_layers, model.config.unet.refiner_dim) == (1, 32)
     assert "refined by 1 trainable self-attention layers (32-d" in (out / "MODEL_CARD.md").read_text()
     assert model.generate(Job(request=req, mode=Mode.T2I), lambda p: None)[0].image.size == (64, 64)
+
+    # a new run starts from the exported folder alone: its autoencoder becomes the run's, its UNet the start
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    (run2 / "data").symlink_to(run / "data")
+    assert train.main(["--run", str(run2), "--threads", "1", "unet", "--max-steps", "3", "--init-from", str(out),
+                       *tiny]) == 0
+    ck = train.load_checkpoint(run2 / "unet_last.pt")
+    assert (ck["step"], ck["warm_from"], ck["text_layers"]) == (3, 0, [3, 6])
+    assert ck["ae_hash"] == train.state_hash(train.load_checkpoint(run2 / "ae_final.pt")["model"])
+    exported = load_file(str(out / "unet.safetensors"))
+    assert set(ck["model"]) == set(exported)
+    moved = max((ck["model"][k] - exported[k].float()).abs().max().item() for k in exported)
+    assert 0 < moved < 0.01  # three warm-up steps away from the exported weights
+    with pytest.raises(SystemExit, match="lacks config.json"):
+        train.main(["--run", str(tmp_path / "run3"), "unet", "--init-from", str(tmp_path)])
 
 
 def test_widened_text_input_keeps_the_outputs():
@@ -155,16 +172,18 @@ def test_position_features_start_at_zero_and_tell_left_from_right():
         assert direct.abs().mean() > 1e-3 and not torch.allclose(direct, mirrored, atol=1e-4)
 
 
-def test_refiner_option_refuses_to_change_an_existing_refiner():
+def test_added_parts_options_add_and_refuse_to_change_a_refiner():
     from types import SimpleNamespace
 
     from mediagen.families.builtin.config import UNetConfig
 
-    ask = SimpleNamespace(refiner_layers=2, refiner_dim=64)
-    assert train.add_refiner(UNetConfig(), ask).refiner_layers == 2
-    assert train.add_refiner(UNetConfig(), SimpleNamespace(refiner_layers=0, refiner_dim=64)).refiner_layers == 0
+    ask = SimpleNamespace(refiner_layers=2, refiner_dim=64, position=False)
+    assert train.add_parts(UNetConfig(), ask).refiner_layers == 2
+    plain = SimpleNamespace(refiner_layers=0, refiner_dim=64, position=False)
+    assert train.add_parts(UNetConfig(), plain) == UNetConfig()
+    assert train.add_parts(UNetConfig(), SimpleNamespace(**{**vars(plain), "position": True})).position
     with pytest.raises(SystemExit, match="already has a 1-layer text refiner"):
-        train.add_refiner(UNetConfig(refiner_layers=1), ask)
+        train.add_parts(UNetConfig(refiner_layers=1), ask)
 
 
 def test_prompt_share_batches_use_the_prompt_caption():

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from mediagen.families.builtin import data as D
 from mediagen.families.builtin.config import AEConfig, UNetConfig
 from mediagen.families.builtin.nets import AutoEncoder, UNet, count_params
+from mediagen.settings import cpu_has_fast_bf16
 
 DEFAULT_RUN = Path(os.environ.get("MEDIAGEN_BUILTIN_RUN", "/work/runs/builtin"))
 
@@ -62,6 +63,11 @@ def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def autocast(bf16: bool):
+    """bf16 autocast on the CPU when `bf16`, else a context that changes nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -221,12 +227,13 @@ def random_crops(rng: np.random.Generator, images: np.ndarray, batch: int, crop:
 
 
 @torch.no_grad()
-def ae_eval(ae: AutoEncoder, images: np.ndarray, batch: int = 32) -> tuple[float, np.ndarray]:
+def ae_eval(ae: AutoEncoder, images: np.ndarray, batch: int = 32, *, bf16: bool = False
+            ) -> tuple[float, np.ndarray]:
     """Mean PSNR of reconstructions and the reconstructions (N, H, W, 3) uint8."""
     ae.eval()
     outs = []
     for i in range(0, len(images), batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(bf16):
             outs.append(to_img(ae(from_img(images[i : i + batch]))))
     ae.train()
     rec = np.concatenate(outs)
@@ -234,12 +241,12 @@ def ae_eval(ae: AutoEncoder, images: np.ndarray, batch: int = 32) -> tuple[float
 
 
 @torch.no_grad()
-def latent_stats(ae: AutoEncoder, images: np.ndarray, batch: int = 32) -> tuple[float, float]:
+def latent_stats(ae: AutoEncoder, images: np.ndarray, batch: int = 32, *, bf16: bool = False) -> tuple[float, float]:
     """Mean and std of raw latents over `images`."""
     ae.eval()
     zs = []
     for i in range(0, len(images), batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(bf16):
             zs.append(ae.encoder(from_img(images[i : i + batch])).float())
     z = torch.cat(zs)
     return float(z.mean()), float(z.std())
@@ -316,7 +323,7 @@ def cmd_ae(args: argparse.Namespace) -> None:
         lr = args.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(args.bf16):
             if args.decoder_only:
                 with torch.no_grad():
                     z = ae.encoder(x)
@@ -335,7 +342,7 @@ def cmd_ae(args: argparse.Namespace) -> None:
         if step % 50 == 0:
             p = ""
             if time.time() - t_eval > 120:
-                p, rec_img = ae_eval(ae, held)
+                p, rec_img = ae_eval(ae, held, bf16=args.bf16)
                 save_grid(np.concatenate([held[:8], rec_img[:8]]), run / f"{name}_samples" / f"step_{step:06d}.png", 8)
                 t_eval = time.time()
             log.write({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(float(np.mean(losses)), 5),
@@ -347,16 +354,39 @@ def cmd_ae(args: argparse.Namespace) -> None:
             save()
             t_save = time.time()
     save()
-    p, rec_img = ae_eval(ae, held)
+    p, rec_img = ae_eval(ae, held, bf16=args.bf16)
     save_grid(np.concatenate([held[:8], rec_img[:8]]), run / f"{name}_samples" / f"step_{step:06d}.png", 8)
     final = cfg
     if not args.decoder_only:
-        shift, std = latent_stats(ae, images[rng.permutation(len(images))[:1024]] if len(images) else held)
+        shift, std = latent_stats(ae, images[rng.permutation(len(images))[:1024]] if len(images) else held,
+                                  bf16=args.bf16)
         final = replace(cfg, shift=shift, scale=1.0 / std)
     save_atomic({"model": ae.state_dict(), "config": json.dumps(asdict(final)), "step": step,
                  "elapsed": elapsed, "psnr": p}, run / f"{name}_final.pt")
     log_line(run, name, f"done: step {step}, {elapsed / 60:.1f} min, heldout PSNR {p:.2f} dB, "
              f"latent shift {final.shift:.4f} scale {final.scale:.4f}")
+
+
+def checkpoint_from_export(folder: Path, run: Path) -> dict:
+    """A UNet checkpoint (the exported weights as model and EMA, step 0) from an exported model folder
+    (config.json + safetensors, e.g. the shipped weights); the folder's autoencoder becomes RUN/ae_final.pt when
+    the run has none, so training can go on from a model with no run directory behind it."""
+    from safetensors.torch import load_file
+
+    from mediagen.families.builtin.config import ModelConfig
+    from mediagen.families.builtin.model import WEIGHT_FILES
+
+    missing = [n for n in ("config.json", *WEIGHT_FILES) if not (folder / n).is_file()]
+    if missing:
+        raise SystemExit(f"--init-from {folder}: the folder lacks {', '.join(missing)} (an exported model folder "
+                         "holds config.json, autoencoder.safetensors and unet.safetensors)")
+    cfg = ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    ae_sd, unet_sd = ({k: v.float() for k, v in load_file(str(folder / n)).items()} for n in WEIGHT_FILES)
+    if not (run / "ae_final.pt").exists():
+        save_atomic({"model": ae_sd, "config": json.dumps(asdict(cfg.ae)), "step": 0, "elapsed": 0.0,
+                     "source": str(folder)}, run / "ae_final.pt")
+    return {"model": unet_sd, "ema": unet_sd, "step": 0, "elapsed": 0.0, "config": json.dumps(asdict(cfg.unet)),
+            "ae_hash": state_hash(ae_sd), "text_layers": list(cfg.text_layers)}
 
 
 def load_frozen_ae(run: Path) -> tuple[AutoEncoder, str]:
@@ -372,13 +402,14 @@ def load_frozen_ae(run: Path) -> tuple[AutoEncoder, str]:
 
 
 @torch.no_grad()
-def encode_shard(ae: AutoEncoder, shard: Path, out: Path, captions: int, batch: int = 64) -> None:
+def encode_shard(ae: AutoEncoder, shard: Path, out: Path, captions: int, batch: int = 64, *, bf16: bool = False
+                 ) -> None:
     """Cache one shard's scaled latents (fp16), latent-cell instance maps and captions (atomic)."""
     z = np.load(shard)
     images = z["images"]
     lats = []
     for i in range(0, len(images), batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(bf16):
             lats.append(ae.encode(from_img(images[i : i + batch])).float().numpy().astype(np.float16))
     inst = D.downsample_instance(z["instance"], ae.cfg.factor)
     if "captions" in z.files and z["captions"].shape[1] >= captions:
@@ -388,8 +419,8 @@ def encode_shard(ae: AutoEncoder, shard: Path, out: Path, captions: int, batch: 
     D.save_npz_atomic(out, latents=np.concatenate(lats), instance=inst, captions=caps)
 
 
-def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log, max_new: int = 1 << 30
-                    ) -> D.LatentSet:
+def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log, max_new: int = 1 << 30, *,
+                    bf16: bool = False) -> D.LatentSet:
     """Encode up to `max_new` shards not yet cached for this autoencoder, then load every cached one."""
     cache = run / "data" / f"latents_{ae_hash}"
     parts, metas = [], []
@@ -399,7 +430,7 @@ def load_latent_set(run: Path, ae: AutoEncoder, ae_hash: str, captions: int, log
             if max_new <= 0:
                 continue
             t0 = time.time()
-            encode_shard(ae, shard, out, captions)
+            encode_shard(ae, shard, out, captions, bf16=bf16)
             max_new -= 1
             log(f"encoded {shard.name} in {time.time() - t0:.1f} s")
         parts.append(np.load(out))
@@ -432,9 +463,12 @@ def unet_config(args: argparse.Namespace, latent_channels: int) -> UNetConfig:
                       refiner_layers=args.refiner_layers, refiner_dim=args.refiner_dim, position=args.position)
 
 
-def add_refiner(cfg: UNetConfig, args: argparse.Namespace) -> UNetConfig:
-    """The config of a checkpoint the run starts from, given the text refiner --refiner-layers asks for: a
-    UNet without one gets it (its output projection starts at zero, so the model starts as it was)."""
+def add_parts(cfg: UNetConfig, args: argparse.Namespace) -> UNetConfig:
+    """The config of a checkpoint the run starts from, given the position features --position and the text
+    refiner --refiner-layers ask for: a UNet without them gets them (their output projections start at zero,
+    so the model starts as it was)."""
+    if args.position and not cfg.position:
+        cfg = replace(cfg, position=True)
     if not args.refiner_layers or cfg.refiner_layers == args.refiner_layers:
         return cfg
     if cfg.refiner_layers:
@@ -545,30 +579,32 @@ def lr_decay(step: int, start: int | None, end: int | None, floor: float = 0.1) 
 
 
 def flow_loss(unet: UNet, x0: torch.Tensor, extra: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
-              t: torch.Tensor, noise: torch.Tensor, maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+              t: torch.Tensor, noise: torch.Tensor, maps: list[torch.Tensor] | None = None, *, bf16: bool = False
+              ) -> torch.Tensor:
     """Rectified-flow loss (Liu et al. 2022; Esser et al. 2024): x_t = (1 - t) x0 + t eps, target eps - x0.
     With `maps`, the cross-attention weights of the pass are appended to it."""
     tt = t[:, None, None, None]
     xt = (1 - tt) * x0 + tt * noise  # (B, C, h, w)
     inp = torch.cat([xt, extra], dim=1) if unet.cfg.inpaint else xt
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(bf16):
         v = unet(inp.contiguous(memory_format=torch.channels_last), t, ctx, ctx_mask, maps)
     return (v.float() - (noise - x0)).square().mean()
 
 
 @torch.no_grad()
-def preview(unet: UNet, ae: AutoEncoder, text, steps: int = 20, guidance: float = 3.0) -> np.ndarray:
+def preview(unet: UNet, ae: AutoEncoder, text, steps: int = 20, guidance: float = 3.0, *, bf16: bool = False
+            ) -> np.ndarray:
     """Images (N, H, W, 3) uint8 for PREVIEW_PROMPTS, sampled through the shared engine."""
     from mediagen.families.builtin.pipeline import sample
 
     unet.eval()
-    states, mask = text.encode(list(PREVIEW_PROMPTS) + [""], bf16=True)
+    states, mask = text.encode(list(PREVIEW_PROMPTS) + [""], bf16=bf16)
     c, h = ae.cfg.latent_channels, 32
     outs = []
     for i in range(len(PREVIEW_PROMPTS)):
         z = sample(unet, ctx=states[i : i + 1], ctx_mask=mask[i : i + 1], neg_ctx=states[-1:], neg_mask=mask[-1:],
-                   shape=(c, h, h), seeds=[i], steps=steps, guidance=guidance, sampler="euler", shift=1.0, bf16=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+                   shape=(c, h, h), seeds=[i], steps=steps, guidance=guidance, sampler="euler", shift=1.0, bf16=bf16)
+        with autocast(bf16):
             outs.append(to_img(ae.decode(z.contiguous(memory_format=torch.channels_last))))
     unet.train()
     return np.concatenate(outs)
@@ -581,18 +617,21 @@ def cmd_unet(args: argparse.Namespace) -> None:
     run = Path(args.run)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    ae, ae_hash = load_frozen_ae(run)
     ckpt_path = run / "unet_last.pt"
+    resume = args.resume and ckpt_path.exists()
+    source = None if resume or not args.init_from else Path(args.init_from)
+    if source is not None and ckpt_path.exists():
+        raise SystemExit(f"{ckpt_path} exists: move it away to start from {args.init_from}, or pass --resume")
+    if source is not None and not source.exists():
+        raise SystemExit(f"--init-from {args.init_from}: no such checkpoint (a unet_*.pt of a training run) or "
+                         "exported model folder")
+    exported = checkpoint_from_export(source, run) if source is not None and source.is_dir() else None
+    ae, ae_hash = load_frozen_ae(run)
     layers = tuple(args.text_layers)
     cfg = unet_config(args, ae.cfg.latent_channels)
     step, elapsed, ck, warm_from = 0, 0.0, None, 0
-    resume = args.resume and ckpt_path.exists()
-    if args.init_from and not args.resume and ckpt_path.exists():
-        raise SystemExit(f"{ckpt_path} exists: move it away to start from {args.init_from}, or pass --resume")
-    if args.init_from and not resume and not Path(args.init_from).is_file():
-        raise SystemExit(f"--init-from {args.init_from}: no such checkpoint (a unet_*.pt of a training run)")
-    if resume or args.init_from:
-        ck = load_checkpoint(ckpt_path if resume else Path(args.init_from))
+    if resume or source is not None:
+        ck = exported or load_checkpoint(ckpt_path if resume else source)
         cfg = UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(ck["config"]).items()})
         if ck["ae_hash"] != ae_hash:
             raise SystemExit(f"checkpoint was trained on autoencoder {ck['ae_hash']}, found {ae_hash}")
@@ -604,7 +643,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
                   "ema": widen_context(ck["ema"], ck_layers, layers)}
             cfg = replace(cfg, context_dim=TEXT_WIDTH * len(layers), context_groups=len(layers))
         if not resume:
-            cfg = add_refiner(cfg, args)
+            cfg = add_parts(cfg, args)
     text = TextEncoder(max_tokens=args.max_tokens, layers=layers)
     unet = UNet(cfg).to(memory_format=torch.channels_last)
     ema = UNet(cfg).to(memory_format=torch.channels_last)
@@ -612,7 +651,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     if ck is not None:
-        fresh = {k: v for k, v in unet.state_dict().items() if k.startswith("refiner.")}  # a refiner just added
+        fresh = {k: v for k, v in unet.state_dict().items()  # parts just added: the refiner, position features
+                 if k not in ck["model"] and (k.startswith("refiner.") or k.split(".")[-2] == "pos")}
         unet.load_state_dict({**fresh, **ck["model"]})
         ema.load_state_dict({**fresh, **ck["ema"]})
         step, elapsed = ck["step"], ck["elapsed"]
@@ -626,7 +666,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
             log_line(run, "unet", f"initialised from {args.init_from} (step {step}, text layers {list(layers)}, "
                      f"text refiner layers {cfg.refiner_layers})")
     log_line(run, "unet", f"unet {count_params(unet) / 1e6:.2f} M params, config {asdict(cfg)}, ae {ae_hash}")
-    ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s), args.encode_per_scan)
+    ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s), args.encode_per_scan,
+                         bf16=args.bf16)
     log_line(run, "unet", f"training set: {len(ds)} scenes")
     log = CsvLog(run / "unet_loss.csv", ["step", "minutes", "loss", "img_per_s", "scenes"])
     stopper = Stopper()
@@ -649,7 +690,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
     while not stopper.stop and time.time() - t_start < budget and step < args.max_steps:
         if time.time() - t_scan > args.rescan_every * 60:
             ds = load_latent_set(run, ae, ae_hash, args.captions, lambda s: log_line(run, "unet", s),
-                                 args.encode_per_scan)
+                                 args.encode_per_scan, bf16=args.bf16)
             t_scan = time.time()
         if len(ds) == 0:
             time.sleep(10)
@@ -657,14 +698,14 @@ def cmd_unet(args: argparse.Namespace) -> None:
         t0 = time.time()
         b = make_batch(rng, ds, args.batch, args.p_uncond, args.p_full, args.p_no_color, args.p_prompt)
         x0, extra = b.x0, b.extra
-        ctx, ctx_mask = text.encode(b.captions, bf16=True)
+        ctx, ctx_mask = text.encode(b.captions, bf16=args.bf16)
         t = torch.sigmoid(torch.randn(args.batch))  # logit-normal (SD3)
         noise = torch.randn_like(x0)
         lr = args.lr * min(1.0, (step - warm_from + 1) / args.warmup) * lr_decay(step, args.decay_from, args.decay_until)
         for g in opt.param_groups:
             g["lr"] = lr
         maps: list[torch.Tensor] | None = [] if args.ground_weight > 0 else None
-        loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise, maps)
+        loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise, maps, bf16=args.bf16)
         if maps is not None:
             g = ground_loss(maps, *ground_targets(text.tokenizer, b, ds, ctx.shape[1]))
             grounds.append(g.item())
@@ -692,12 +733,12 @@ def cmd_unet(args: argparse.Namespace) -> None:
             save()
             t_save = time.time()
         if time.time() - t_prev > args.sample_every * 60:
-            save_grid(preview(ema, ae, text), run / "unet_samples" / f"step_{step:06d}.png")
+            save_grid(preview(ema, ae, text, bf16=args.bf16), run / "unet_samples" / f"step_{step:06d}.png")
             t_prev = time.time()
     bar.close()
     save()
     if not stopper.stop:
-        save_grid(preview(ema, ae, text), run / "unet_samples" / f"step_{step:06d}.png")
+        save_grid(preview(ema, ae, text, bf16=args.bf16), run / "unet_samples" / f"step_{step:06d}.png")
     log_line(run, "unet", f"stopped at step {step} ({elapsed / 60:.1f} min trained)")
 
 
@@ -710,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=str(DEFAULT_RUN), help="run directory (data, checkpoints, logs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="compute dtype: bf16 autocast or fp32; auto takes bf16 where the CPU has native bf16 dot "
+                        "products (AMX-BF16 or AVX512-BF16) and fp32 elsewhere, where bf16 runs many times slower")
     sub = p.add_subparsers(dest="stage", required=True)
 
     d = sub.add_parser("data", help="render training scenes into shards")
@@ -766,12 +810,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "--init-from, added to a UNet that has none, starting as the identity")
     u.add_argument("--refiner-dim", type=int, default=256, help="width of those layers")
     u.add_argument("--position", action="store_true",
-                   help="give the attention blocks each token's image-plane position (a new run's architecture)")
+                   help="give the attention blocks each token's image-plane position; with --init-from, added to "
+                        "a UNet that has none, starting as the identity")
     u.add_argument("--text-layers", type=int, nargs="+", default=[3, 6],
                    help="MiniLM hidden states the UNet reads, side by side (0 = embeddings, 6 = last layer)")
     u.add_argument("--init-from", default=None,
-                   help="start from this UNet checkpoint (EMA and weights; fresh optimizer and warm-up), widening "
-                        "its text input when --text-layers adds layers")
+                   help="start from this UNet checkpoint, or from an exported model folder such as the shipped "
+                        "weights (EMA and weights; fresh optimizer and warm-up), widening its text input when "
+                        "--text-layers adds layers")
     u.add_argument("--max-tokens", type=int, default=64)
     u.add_argument("--captions", type=int, default=3, help="captions drawn per scene")
     u.add_argument("--save-every", type=float, default=4)
@@ -786,6 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m mediagen.families.builtin.train` and `mediagen train builtin`."""
     args = build_parser().parse_args(argv)
+    args.bf16 = args.dtype == "bf16" or (args.dtype == "auto" and cpu_has_fast_bf16())
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     Path(args.run).mkdir(parents=True, exist_ok=True)
