@@ -372,3 +372,23 @@ def test_a_two_coloured_item_restyled_mostly_gray_shows_its_gray(model):
     good = score_trajectory(restyled, source, model=model, recolor=recolor)
     assert good.correct and good.values["colors"] == 1.0, good.values
     assert not score_trajectory(source, source, model=model, recolor=recolor).correct
+
+
+def test_a_side_touching_a_farther_item_still_gives_the_width(model):
+    """A yellow ball bounces toward the camera behind a brown cube that hides its base, while a purple
+    cylinder lands behind it and a white figure walks past in front: where the farther cylinder touches the
+    ball's side the ball's width still shows (the cylinder reaches less low in the picture), where the figure
+    covers a side it does not, and the depth read from the widths that show is toward the camera."""
+    objs = [ObjectSpec("cylinder", "purple", "large", x=-1.815, z=10.161, rotation=1.1731, y=4.218),
+            ObjectSpec("cube", "brown", "medium", x=-1.057, z=5.863, rotation=1.1665),
+            ObjectSpec("sphere", "yellow", "medium", x=-0.9, z=8.207)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="walking", x=0.775, z=5.742, color="white", facing=1.7808, height=1.896)],
+                      camera=Camera(height=3.101, pitch=15.356, x=-0.081, yaw=2.013), background="beige")  # fmt: skip
+    motions = [Motion("fall", velocity=(-0.4592, 0.0, -0.2307)), Motion("rest"),
+               Motion("bounce", velocity=(-0.0878, 3.2252, -0.806)), Motion("walk", velocity=(-0.8322, 0.0, 0.1774), phase=4.6556)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.846), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    ball = next(m for m in ms if m["motion"] == "bounces")
+    assert ball["direction"] == {"horizontal": None, "depth": "toward"}
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values

@@ -15,13 +15,14 @@ Ground points: an item's base is the bottom of its silhouette (joined with the p
 patterned item the detector cut apart, a person's limbs; an item of a figure's colour standing against it
 stays an item), rebuilt from its top where a nearer item hides it (read at its one free end where no sighting
 shows the whole base), and its x is the box centre, or the free side less half its width where a nearer item
-covers the other side. An item stated to bounce or fall keeps a base only in the frames where it sits on the
-floor; where those are too few, its depth comes from its image size (its width where a nearer item hides its
-base). The shift over a stated segment is the Theil-Sen slope of the ground points, so a frame where the item
-is hidden or cut in pieces is outvoted; a depth that is never seen is not held against an unstated depth.
-Tracks that take over from one another (an item lost for a few frames behind another) are joined first
-(`bodies`). Items the prompt names alike (colour, shape and size) get distinct tracks, shared out so that most
-stated motions agree (nothing in the prompt tells which is which).
+covers the other side (an item touching a side is taken as nearer when it reaches as low in the picture: one
+standing farther back ends higher up). An item stated to bounce or fall keeps a base only in the frames where
+it sits on the floor; where those are too few, its depth comes from its image size (its width where a nearer
+item hides its base but neither side). The shift over a stated segment is the Theil-Sen slope of the ground
+points, so a frame where the item is hidden or cut in pieces is outvoted; a depth that is never seen is not
+held against an unstated depth. Tracks that take over from one another (an item lost for a few frames behind
+another) are joined first (`bodies`). Items the prompt names alike (colour, shape and size) get distinct
+tracks, shared out so that most stated motions agree (nothing in the prompt tells which is which).
 
 Camera pan: the world pans by turning the camera about the vertical at a constant rate, so frame k is the
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
@@ -366,6 +367,11 @@ def _lowest_rows(mask: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return mask.shape[0] - 1 - np.argmax(mask[::-1, cols], axis=0)
 
 
+def _lowest_row(d: Detection) -> int:
+    """Lowest image row of a detection's silhouette."""
+    return int(np.flatnonzero(d.mask.any(axis=1))[-1])
+
+
 def _base_covered(d: Detection, others: np.ndarray, cols: np.ndarray) -> bool:
     """True when the silhouette's lowest pixels in columns `cols` touch the image's bottom edge or another
     item (H, W) just below them in a quarter of those columns."""
@@ -447,18 +453,21 @@ def _grounded(ks: np.ndarray, bottom: np.ndarray, ratio: np.ndarray, clear: np.n
 
 
 def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False, by_size: bool = False,
-                pitch: float = Camera.pitch) -> np.ndarray:
+                pitch: float = Camera.pitch, fronts: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Ground point (x, y) of a track in every frame, (T, 2), NaN where not seen: the silhouette's bottom,
     rebuilt from its top where a nearer item (`others`: per frame, the mask (H, W) of every other item)
     hides it. An `airborne` item (one that bounces or falls) keeps its base only in the frames where it
     sits on the floor (its base lies as deep under the horizon, per image height, as it ever does); y is
     unknown (NaN) in the others. With `by_size`, y comes from the item's image height in every frame where
     it shows whole (times that deepest ratio: coarser, but known while the item flies), and from its image
-    width where only its base is hidden (times the same ratio per width)."""  # fmt: skip
+    width where only its base is hidden (times the same ratio per width). `fronts` (per frame, the mask of the
+    other items whose silhouettes reach as low as this one's, so that may stand nearer; default `others`)
+    tell where a side is hidden: there the width is not read, and the centre comes from the free side."""  # fmt: skip
     out = np.full((len(tr.dets), 2), np.nan)
     ks = [k for k, d in enumerate(tr.dets) if d is not None]
     if not ks:
         return out
+    fronts = others if fronts is None else fronts
     v_h = horizon_row(tr.dets[ks[0]].mask.shape[0], pitch)
     raw = np.stack([tr.bottom(k) for k in ks])  # (K, 2)
     top = np.array([tr.dets[k].box[1] for k in ks])  # (K,)
@@ -476,7 +485,8 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
         if by_size:
             best = int(np.flatnonzero(clear)[np.argmax(ratio[clear])])
             wide = np.array([tr.dets[k].box[2] - tr.dets[k].box[0] for k in ks])  # (K,) image widths
-            sides = hidden & ~cut & (top - v_h > 2)  # the base is covered, the sides show
+            narrowed = np.array([any(_sides_hidden(tr.dets[k], fronts[k])) for k in ks])  # (K,)
+            sides = hidden & ~cut & ~narrowed & (top - v_h > 2)  # the base is covered, the sides show
             y = np.where(clear, v_h + ratio[best] * span, v_h + below[best] / max(wide[best], 1e-9) * wide)
             lifted = ~(clear | sides)
     y = np.where(lifted, np.nan, y)
@@ -488,7 +498,7 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
     elif not airborne:  # no sighting shows the base against the top: a hidden base is read at its free end
         ends = np.array([_free_end_low(tr.dets[k], others[k]) if h else np.nan for k, h in zip(ks, hidden)])
         y = np.where(hidden, ends, y)
-    out[ks] = np.stack([_free_side_x(tr, ks, others, cut), y], axis=1)
+    out[ks] = np.stack([_free_side_x(tr, ks, fronts, cut), y], axis=1)
     return out
 
 
@@ -593,17 +603,23 @@ def _find_track(tracks: list[Track], attrs: dict[str, Any], segment: Sequence[in
 
 def _subject_path(tracks: list[Track], i: int, airborne: bool, by_size: bool = False) -> np.ndarray:
     """Ground path (T, 2) of track i joined with the pieces that move with it, the other tracks' masks
-    telling where its base is hidden (see `ground_path`)."""
+    telling where its base is hidden and those reaching as low as it in the picture where its sides are (see
+    `ground_path`)."""
     h, w = next(d for d in tracks[i].dets if d is not None).mask.shape
     members = rigid_group(tracks, i, w)
-    others = []
+    item = merged_track(tracks, members)
+    others, fronts = [], []
     for k in range(len(tracks[i].dets)):
-        m = np.zeros((h, w), dtype=bool)
+        m, f = np.zeros((h, w), dtype=bool), np.zeros((h, w), dtype=bool)  # (H, W) each
+        low = _lowest_row(item.dets[k]) if item.dets[k] is not None else h
         for j, t in enumerate(tracks):
             if j not in members and t.dets[k] is not None:
                 m |= t.dets[k].mask
+                if _lowest_row(t.dets[k]) >= low:
+                    f |= t.dets[k].mask
         others.append(m)
-    return ground_path(merged_track(tracks, members), others, airborne, by_size)
+        fronts.append(f)
+    return ground_path(item, others, airborne, by_size, fronts=fronts)
 
 
 def _shift(tracks: list[Track], i: int | None, ms: dict[str, Any], pans: np.ndarray, width: int,
