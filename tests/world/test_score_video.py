@@ -392,3 +392,24 @@ def test_a_side_touching_a_farther_item_still_gives_the_width(model):
     assert ball["direction"] == {"horizontal": None, "depth": "toward"}
     good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
     assert good.correct, good.values
+
+
+def test_a_spinning_items_size_is_not_held_against_an_unstated_depth(model):
+    """A small blue cube falls, spinning, and hops on after landing: it sits on the floor in too few frames to
+    show its depth, and its image size wavers as it turns, so the depth read from its size (which would say it
+    comes toward the camera) is not held against the prompt, which states only its move to the left."""
+    objs = [ObjectSpec("cube", "blue", "small", "metal", x=2.583, z=9.463, rotation=0.3895, y=4.259),
+            ObjectSpec("cylinder", "red", "medium", x=0.938, z=9.65, rotation=1.2796, y=4.61),
+            ObjectSpec("cube", "gray", "medium", x=-0.526, z=9.554, rotation=0.4378),
+            ObjectSpec("cylinder", "brown", "medium", "metal", x=-0.675, z=5.948, rotation=1.5176)]  # fmt: skip
+    scene = SceneSpec(objects=objs, figures=[FigureSpec(pose="walking", x=-2.033, z=9.067, color="red", facing=-1.0958, height=1.861)],
+                      camera=Camera(height=3.173, pitch=14.915, x=-0.284, yaw=1.371), background="sky")  # fmt: skip
+    motions = [Motion("fall", velocity=(-0.6109, 0.0, -0.6945), spin=-1.011), Motion("fall", spin=0.706),
+               Motion("slide", velocity=(3.0683, 0.0, 0.6504), spin=1.374), Motion("slide", velocity=(0.4512, 0.0, 2.7405), spin=0.078),
+               Motion("walk", velocity=(0.8966, 0.0, -0.4611), phase=2.4577)]  # fmt: skip
+    clip = render_clip(ClipSpec(scene, motions, n_frames=16, fps=8.0, friction=0.815), 128, 128)
+    ms = [m for m in motion_specs(clip) if m["direction"]]
+    cube = next(m for m in ms if m["attributes"]["color"] == "blue")
+    assert cube["motion"] == "falls" and cube["direction"] == {"horizontal": "left", "depth": None}
+    good = score_motion(list(clip.images), ms, clip.fps, model=model, pan="none")
+    assert good.correct, good.values

@@ -18,11 +18,12 @@ shows the whole base), and its x is the box centre, or the free side less half i
 covers the other side (an item touching a side is taken as nearer when it reaches as low in the picture: one
 standing farther back ends higher up). An item stated to bounce or fall keeps a base only in the frames where
 it sits on the floor; where those are too few, its depth comes from its image size (its width where a nearer
-item hides its base but neither side). The shift over a stated segment is the Theil-Sen slope of the ground
-points, so a frame where the item is hidden or cut in pieces is outvoted; a depth that is never seen is not
-held against an unstated depth. Tracks that take over from one another (an item lost for a few frames behind
-another) are joined first (`bodies`). Items the prompt names alike (colour, shape and size) get distinct
-tracks, shared out so that most stated motions agree (nothing in the prompt tells which is which).
+item hides its base but neither side), held only against a stated depth. The shift over a stated segment is
+the Theil-Sen slope of the ground points, so a frame where the item is hidden or cut in pieces is outvoted; a
+depth that is never seen is not held against an unstated depth. Tracks that take over from one another (an
+item lost for a few frames behind another) are joined first (`bodies`). Items the prompt names alike (colour,
+shape and size) get distinct tracks, shared out so that most stated motions agree (nothing in the prompt tells
+which is which).
 
 Camera pan: the world pans by turning the camera about the vertical at a constant rate, so frame k is the
 first frame's view turned by P * k / (T - 1) degrees, a rotation whose image mapping does not depend on
@@ -625,12 +626,13 @@ def _subject_path(tracks: list[Track], i: int, airborne: bool, by_size: bool = F
 def _shift(tracks: list[Track], i: int | None, ms: dict[str, Any], pans: np.ndarray, width: int,
            height: int) -> tuple[np.ndarray, int] | None:
     """Displacement (G, 2) of the stated item (track i) over its segment under every pan tried, and the
-    frames it spans; for an item in the air whose grounded frames are too few, the depth from its size."""  # fmt: skip
+    frames it spans; for an item in the air whose grounded frames are too few, the depth from its size where
+    the prompt states one (a spinning item's size wavers too much to hold against an unstated depth)."""  # fmt: skip
     if i is None:
         return None
     airborne = ms.get("motion") in AIRBORNE_VERBS
     sh = _segment_shift(_subject_path(tracks, i, airborne), ms["segment"], pans, width, height)
-    if sh is not None and airborne and np.isnan(sh[0][:, 1]).any():
+    if sh is not None and airborne and (ms.get("direction") or {}).get("depth") and np.isnan(sh[0][:, 1]).any():
         sized = _segment_shift(_subject_path(tracks, i, True, by_size=True), ms["segment"], pans, width, height)
         if sized is not None:
             sh = (np.stack([sh[0][:, 0], sized[0][:, 1] * sh[1] / max(sized[1], 1)], axis=1), sh[1])
