@@ -151,7 +151,7 @@ def main() -> None:
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
     summary["steps"] = a.steps or "model default"
     summary["sampler"] = a.sampler or "model default"
-    summary["guidance"] = a.guidance or "model default"
+    summary["guidance"] = "model default" if a.guidance is None else a.guidance
     summary["scorer"] = scorer_id()
     summary["load_average"] = round(os.getloadavg()[0], 2)
     what = f"world renders through the autoencoder of {rep['model']}" if a.autoencoded else f"{a.model} {a.mode}"
