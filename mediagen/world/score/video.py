@@ -9,7 +9,8 @@
 - first frame (image-to-video): the first frame reproduces the input image;
 - trajectory (video-to-video): every object of the input clip follows the same path in the output, whatever
   colour the output gives it; colours the prompt asks for are checked on the matched objects (white or gray
-  also as the colour most of a two-coloured object's pixels carry).
+  also as the colour most of a two-coloured object's pixels carry). A piece of the input seen only ever
+  touching a larger item of its colour (a stripe beside a cube of the stripe's colour) is not an object.
 
 Ground points: an item's base is the bottom of its silhouette (joined with the pieces that move with it: a
 patterned item the detector cut apart, a person's limbs; an item of a figure's colour standing against it
@@ -17,8 +18,10 @@ stays an item), rebuilt from its top where a nearer item hides it (read at its o
 shows the whole base), and its x is the box centre, or the free side less half its width where a nearer item
 covers the other side (an item touching a side is taken as nearer when it reaches as low in the picture: one
 standing farther back ends higher up). An item stated to bounce or fall keeps a base only in the frames where
-it sits on the floor; where those are too few, its depth comes from its image size (its width where a nearer
-item hides its base but neither side), held only against a stated depth. The shift over a stated segment is
+it sits on the floor; where those are too few (under GROUNDED_MIN in the segment), its depth comes from its
+image size (its width where a nearer item hides its base but neither side), held only against a stated depth.
+An item on the floor whose base never shows against its top gets its depth from its top edge, which moves the
+same way as the base, by less; that too is held only against a stated depth. The shift over a stated segment is
 the Theil-Sen slope of the ground points, so a frame where the item is hidden or cut in pieces is outvoted; a
 depth that is never seen is not held against an unstated depth. Tracks that take over from one another (an
 item lost for a few frames behind another) are joined first (`bodies`). Items the prompt names alike (colour,
@@ -75,6 +78,7 @@ LIFT_WINDOW = 1  # frames either side a grounded sighting's base is the lowest o
 LIFT_PX = 2.5  # pixels of slack in that (an item sliding closer sinks in the picture)
 PAN_WORDS = ("left", "right", "none")
 AIRBORNE_VERBS = ("bounces", "falls")  # stated motions that lift an item off the floor
+GROUNDED_MIN = 3  # sightings on the floor a bouncing or falling item's depth needs before its size is not read
 GROUP_TOL = 0.03  # image widths the pieces of one body may shift against each other
 SPEED_MARGIN = 0.25  # a speed agrees within this share beyond its class's bounds
 FULL_VIEW = 0.6  # share of its median area a sighting must show for its shape to count
@@ -454,14 +458,17 @@ def _grounded(ks: np.ndarray, bottom: np.ndarray, ratio: np.ndarray, clear: np.n
 
 
 def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False, by_size: bool = False,
-                pitch: float = Camera.pitch, fronts: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                pitch: float = Camera.pitch, fronts: Sequence[np.ndarray] | None = None,
+                by_top: bool = False) -> np.ndarray:
     """Ground point (x, y) of a track in every frame, (T, 2), NaN where not seen: the silhouette's bottom,
     rebuilt from its top where a nearer item (`others`: per frame, the mask (H, W) of every other item)
     hides it. An `airborne` item (one that bounces or falls) keeps its base only in the frames where it
     sits on the floor (its base lies as deep under the horizon, per image height, as it ever does); y is
     unknown (NaN) in the others. With `by_size`, y comes from the item's image height in every frame where
     it shows whole (times that deepest ratio: coarser, but known while the item flies), and from its image
-    width where only its base is hidden (times the same ratio per width). `fronts` (per frame, the mask of the
+    width where only its base is hidden (times the same ratio per width). With `by_top`, y is the silhouette's
+    top wherever it lies under the horizon: on the floor it moves the same way as the base, by less (a base at
+    height 0 and a top at height H < the camera's, both at one depth). `fronts` (per frame, the mask of the
     other items whose silhouettes reach as low as this one's, so that may stand nearer; default `others`)
     tell where a side is hidden: there the width is not read, and the centre comes from the free side."""  # fmt: skip
     out = np.full((len(tr.dets), 2), np.nan)
@@ -499,6 +506,8 @@ def ground_path(tr: Track, others: Sequence[np.ndarray], airborne: bool = False,
     elif not airborne:  # no sighting shows the base against the top: a hidden base is read at its free end
         ends = np.array([_free_end_low(tr.dets[k], others[k]) if h else np.nan for k, h in zip(ks, hidden)])
         y = np.where(hidden, ends, y)
+    if by_top:
+        y = np.where((top > 0.5) & (top - v_h > 2), top, np.nan)
     out[ks] = np.stack([_free_side_x(tr, ks, fronts, cut), y], axis=1)
     return out
 
@@ -602,7 +611,8 @@ def _find_track(tracks: list[Track], attrs: dict[str, Any], segment: Sequence[in
     return max(pool, key=rank) if pool else None
 
 
-def _subject_path(tracks: list[Track], i: int, airborne: bool, by_size: bool = False) -> np.ndarray:
+def _subject_path(tracks: list[Track], i: int, airborne: bool, by_size: bool = False,
+                  by_top: bool = False) -> np.ndarray:
     """Ground path (T, 2) of track i joined with the pieces that move with it, the other tracks' masks
     telling where its base is hidden and those reaching as low as it in the picture where its sides are (see
     `ground_path`)."""
@@ -620,22 +630,30 @@ def _subject_path(tracks: list[Track], i: int, airborne: bool, by_size: bool = F
                     f |= t.dets[k].mask
         others.append(m)
         fronts.append(f)
-    return ground_path(item, others, airborne, by_size, fronts=fronts)
+    return ground_path(item, others, airborne, by_size, fronts=fronts, by_top=by_top)
 
 
 def _shift(tracks: list[Track], i: int | None, ms: dict[str, Any], pans: np.ndarray, width: int,
            height: int) -> tuple[np.ndarray, int] | None:
     """Displacement (G, 2) of the stated item (track i) over its segment under every pan tried, and the
-    frames it spans; for an item in the air whose grounded frames are too few, the depth from its size where
-    the prompt states one (a spinning item's size wavers too much to hold against an unstated depth)."""  # fmt: skip
+    frames it spans. Where the prompt states a depth and the base shows too little to read it, the depth
+    comes from the item's size for an item in the air (fewer than GROUNDED_MIN sightings on the floor), and
+    from its top edge for one on the floor; neither is held against an unstated depth (a spinning item's size
+    wavers, and a top edge moves less than the base)."""  # fmt: skip
     if i is None:
         return None
     airborne = ms.get("motion") in AIRBORNE_VERBS
-    sh = _segment_shift(_subject_path(tracks, i, airborne), ms["segment"], pans, width, height)
-    if sh is not None and airborne and (ms.get("direction") or {}).get("depth") and np.isnan(sh[0][:, 1]).any():
-        sized = _segment_shift(_subject_path(tracks, i, True, by_size=True), ms["segment"], pans, width, height)
-        if sized is not None:
-            sh = (np.stack([sh[0][:, 0], sized[0][:, 1] * sh[1] / max(sized[1], 1)], axis=1), sh[1])
+    path = _subject_path(tracks, i, airborne)  # (T, 2)
+    sh = _segment_shift(path, ms["segment"], pans, width, height)
+    if sh is None or not (ms.get("direction") or {}).get("depth"):
+        return sh
+    a, b = ms["segment"]
+    few = np.isfinite(path[a : b + 1, 1]).sum() < GROUNDED_MIN  # a slope through two landings is one misread away
+    if (airborne and few) or np.isnan(sh[0][:, 1]).any():
+        path = _subject_path(tracks, i, airborne, by_size=airborne, by_top=not airborne)
+        other = _segment_shift(path, ms["segment"], pans, width, height)
+        if other is not None:
+            sh = (np.stack([sh[0][:, 0], other[0][:, 1] * sh[1] / max(other[1], 1)], axis=1), sh[1])
     return sh
 
 
@@ -950,10 +968,23 @@ def _shows_color(t: Track, frames: list[np.ndarray], color: str) -> bool:
     return COLOR_NAMES[int(np.bincount(name_colors(px), minlength=len(COLOR_NAMES)).argmax())] == color
 
 
+def _leans_on_twin(t: Track, items: list[Track]) -> bool:
+    """True when an item touches a larger item of its colour in every frame it is seen: a piece that may be
+    part of that one (a pattern stripe of its colour beside it), not an item that shows on its own."""
+    ks = [k for k, d in enumerate(t.dets) if d is not None]
+    area = lambda u: sum(d.area for d in u.dets if d is not None)
+
+    def leans(u: Track) -> bool:
+        return all(u.dets[k] is not None and (dilate(dilate(t.dets[k].mask)) & u.dets[k].mask).any() for k in ks)
+
+    return any(u is not t and u.color == t.color and area(u) > area(t) and leans(u) for u in items)
+
+
 def score_trajectory(frames: Sequence[Any], source: Sequence[Any], settings: DetectSettings | None = None,
                      model: ShapeModel | None = None, limit: float = 0.05,
                      recolor: dict[str, str] | None = None) -> VideoScore:
-    """Video-to-video: each item of the source (`bodies`, seen in half its frames) is paired with the output
+    """Video-to-video: each item of the source (`bodies`, seen in half its frames, less those that only ever
+    show touching another of their colour: `_leans_on_twin`) is paired with the output
     item whose path lies nearest (any colour; each output object pairs once); the mean path distance (image
     widths) per pair gives 1 - distance / (4 * limit), and every pair must stay within `limit`. With
     `recolor` (source colour -> asked colour), each pair must also show the asked colour
@@ -963,6 +994,7 @@ def score_trajectory(frames: Sequence[Any], source: Sequence[Any], settings: Det
         raise RequestError("the output clip must have the source clip's frame count and size")
     width = src[0].shape[1]
     ts = [t for t in bodies(track(src, settings, model), width) if t.seen >= len(src) // 2]
+    ts = [t for t in ts if not _leans_on_twin(t, ts)]
     to = bodies(track(out, settings, model), width)
     if not ts:
         return VideoScore(0.0, False, {"distance": None, "objects": 0})
