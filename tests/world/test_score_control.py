@@ -79,6 +79,18 @@ def test_seg_matches_touching_objects_of_one_class():
     assert own.correct and own.values["miou"] > 0.8 and own.values["class_agreement"] == 1.0, own.values
 
 
+def test_seg_names_a_patterned_object_the_detector_cut_apart_by_its_whole_silhouette():
+    # a small striped pyramid comes out as two regions, a pyramid-like tip and a cone-like base band of about
+    # its size; together they are the map's pyramid, while a cube's map in the same place is not matched
+    cam = Camera(height=3.171, pitch=14.156, x=0.258, yaw=2.709)
+    pyramid = ObjectSpec("pyramid", "red", "medium", pattern="stripes", pattern_color="cyan", x=0.049, z=10.332, rotation=1.0807)
+    r = render_scene(SceneSpec(objects=[pyramid], camera=cam, background="sky"), 128, 128)
+    own = score_control("seg", r.image, control_map(r, "seg"))
+    assert own.correct and own.values["class_agreement"] == 1.0, own.values
+    cube = render_scene(SceneSpec(objects=[ObjectSpec("cube", "red", "medium", x=0.049, z=10.332)], camera=cam, background="sky"), 128, 128)
+    assert score_control("seg", r.image, control_map(cube, "seg")).values["class_agreement"] == 0.0
+
+
 def test_pose_ignores_a_solid_the_skeleton_only_crosses():
     # the figure's legs are hidden behind a cube: the drawn skeleton crosses the cube, which is no part of it
     spec = SceneSpec(objects=[ObjectSpec("cube", "cyan", "medium", x=-0.3, z=7.0)],

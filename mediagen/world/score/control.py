@@ -29,8 +29,10 @@ from mediagen.world.score.detect import (
     analyze,
     dilate,
     label_components,
+    load_shape_model,
     mask_box,
     segment,
+    shape_features,
     srgb_to_lab,
     to_array,
 )
@@ -184,10 +186,12 @@ def decode_seg(control: np.ndarray) -> np.ndarray:
     return np.argmin(d, axis=-1)
 
 
-def _match_segment(ref: np.ndarray, name: str, detections: list) -> tuple[float, bool]:
+def _match_segment(ref: np.ndarray, name: str, detections: list, img: np.ndarray,
+                   model: ShapeModel) -> tuple[float, bool]:
     """IoU of one connected segment of the map (H, W) with the image's regions, and whether they carry its
     class: the regions lying mostly inside it (touching objects of one class form one segment), else the
-    single region overlapping it best."""
+    single region overlapping it best. Several regions inside carry it when most of their area does, or
+    when their union's silhouette and shading name it (one patterned object the detector cut apart)."""
     inside = [d for d in detections if (d.mask & ref).sum() >= 0.5 * d.area]
     if not inside:
         best = max(detections, key=lambda d: (d.mask & ref).sum() / (d.mask | ref).sum(), default=None)
@@ -196,7 +200,14 @@ def _match_segment(ref: np.ndarray, name: str, detections: list) -> tuple[float,
         return 0.0, False
     got = np.any([d.mask for d in inside], axis=0)
     right = sum(d.area for d in inside if d.shape == name)
-    return float((got & ref).sum() / (got | ref).sum()), right >= 0.5 * sum(d.area for d in inside)
+    agree = right >= 0.5 * sum(d.area for d in inside)
+    if not agree and len(inside) > 1:
+        rest = np.zeros_like(ref)  # (H, W) the other regions, where the union may be cut off
+        for d in detections:
+            if not any(d is e for e in inside):
+                rest |= d.mask
+        agree = model.classes[int(np.argmax(model.probs(shape_features(got, img, rest))[0]))] == name
+    return float((got & ref).sum() / (got | ref).sum()), agree
 
 
 def score_seg(image: Any, control: Any, settings: DetectSettings | None = None,
@@ -204,6 +215,7 @@ def score_seg(image: Any, control: Any, settings: DetectSettings | None = None,
     """Segmentation agreement: mean IoU of the map's object regions with the image's regions, class-checked."""  # fmt: skip
     img = to_array(image)
     cls = decode_seg(_map_array(control, img.shape[:2], "seg"))
+    model = model or load_shape_model()
     an = analyze(img, settings, model)
     ious, classes = [], []
     for k, name in enumerate(SEMANTIC_CLASSES):
@@ -213,7 +225,7 @@ def score_seg(image: Any, control: Any, settings: DetectSettings | None = None,
         for i in range(1, n + 1):
             ref = lab == i
             if ref.sum() >= 6:
-                iou, agree = _match_segment(ref, name, an.detections)
+                iou, agree = _match_segment(ref, name, an.detections, an.image, model)
                 ious.append(iou)
                 classes.append(agree)
     if not ious:
