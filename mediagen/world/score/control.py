@@ -7,7 +7,8 @@
   (box bottoms: lower on the ground plane is nearer) against the map's disparity (pair agreement);
 - seg: classes decoded from the ADE-like palette; each connected object segment of the map is matched to
   the image's regions lying mostly inside it (touching objects of one class form one segment), or else to
-  the region with the best IoU, and their shapes must match the map's class;
+  the region with the best IoU, and their shapes (or, for several regions, their union's) must match the
+  map's class;
 - pose: keypoints decoded from the OpenPose drawing must lie on the figure's silhouette, and the figure's
   silhouette (the regions following the skeleton, less solids it only crosses) must follow the skeleton.
 """
