@@ -971,20 +971,21 @@ def _shows_color(t: Track, frames: list[np.ndarray], color: str) -> bool:
 def _leans_on_twin(t: Track, items: list[Track]) -> bool:
     """True when an item touches a larger item of its colour in every frame it is seen: a piece that may be
     part of that one (a pattern stripe of its colour beside it), not an item that shows on its own."""
-    ks = [k for k, d in enumerate(t.dets) if d is not None]
     area = lambda u: sum(d.area for d in u.dets if d is not None)
+    grown = {k: dilate(dilate(d.mask)) for k, d in enumerate(t.dets) if d is not None}  # 2 px around each sighting
+    own = area(t)
 
     def leans(u: Track) -> bool:
-        return all(u.dets[k] is not None and (dilate(dilate(t.dets[k].mask)) & u.dets[k].mask).any() for k in ks)
+        return all(u.dets[k] is not None and (g & u.dets[k].mask).any() for k, g in grown.items())
 
-    return any(u is not t and u.color == t.color and area(u) > area(t) and leans(u) for u in items)
+    return any(u is not t and u.color == t.color and area(u) > own and leans(u) for u in items)
 
 
 def score_trajectory(frames: Sequence[Any], source: Sequence[Any], settings: DetectSettings | None = None,
                      model: ShapeModel | None = None, limit: float = 0.05,
                      recolor: dict[str, str] | None = None) -> VideoScore:
     """Video-to-video: each item of the source (`bodies`, seen in half its frames, less those that only ever
-    show touching another of their colour: `_leans_on_twin`) is paired with the output
+    show touching a larger one of their colour: `_leans_on_twin`) is paired with the output
     item whose path lies nearest (any colour; each output object pairs once); the mean path distance (image
     widths) per pair gives 1 - distance / (4 * limit), and every pair must stay within `limit`. With
     `recolor` (source colour -> asked colour), each pair must also show the asked colour
