@@ -22,6 +22,7 @@ class Capabilities(BaseModel):
     audio: bool = False
     lora: bool = False
     negative_prompt: bool = True
+    default_guidance_end: float | None = None  # None: guidance on every step, and guidance_end below 1 refused
     samplers: list[str]
     default_sampler: str
     default_steps: int
@@ -67,6 +68,8 @@ def check_request(req: GenerationRequest, caps: Capabilities) -> Mode:
         problems.append("LoRA is not supported")
     if req.negative_prompt and not caps.negative_prompt:
         problems.append("a negative prompt is not supported")
+    if req.guidance_end is not None and req.guidance_end < 1.0 and caps.default_guidance_end is None:
+        problems.append(f"guidance_end {req.guidance_end:g} is not supported (guidance runs on every step)")
     if req.sampler and req.sampler not in caps.samplers:
         problems.append(f"sampler {req.sampler!r} is unknown (samplers: {', '.join(caps.samplers)})")
     for name, v in (("width", req.width), ("height", req.height)):

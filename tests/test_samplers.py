@@ -8,7 +8,7 @@ import torch
 from mediagen.engine.denoisers import cfg_denoiser, flow_denoiser
 from mediagen.engine.loop import batch_noise, denoise, start_index
 from mediagen.engine.samplers import SAMPLERS, get_sampler
-from mediagen.engine.schedules import flow_sigmas, karras_sigmas
+from mediagen.engine.schedules import flow_sigmas, guidance_floor, karras_sigmas
 from mediagen.errors import UnsupportedError
 
 MU, S = 0.5, 0.3  # data ~ N(MU, S^2) in every dimension
@@ -122,6 +122,28 @@ def test_cfg_extrapolates_from_negative_towards_positive():
     x = torch.zeros(2, 1, 2, 2)
     out = g(x, torch.ones(2), (torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.5])))
     assert torch.allclose(out[0], torch.full((1, 2, 2), 3.0)) and torch.allclose(out[1], torch.full((1, 2, 2), 2.0))
+
+
+def test_guidance_stops_below_its_floor_with_one_pass():
+    calls = []
+
+    def D(x, sigma, cond):
+        calls.append(x.shape[0])
+        return cond.reshape(-1, 1, 1, 1).expand_as(x)
+
+    sigmas = flow_sigmas(10)
+    floor = guidance_floor(sigmas, 0.5)  # the first 5 of 10 steps guided
+    assert floor == float(sigmas[5])
+    g = cfg_denoiser(D, 3.0, sigma_floor=floor)
+    cond = (torch.tensor([1.0]), torch.tensor([0.0]))
+    x = torch.zeros(1, 1, 2, 2)
+    guided = [g(x, sigmas[i : i + 1], cond)[0, 0, 0, 0].item() for i in range(10)]
+    assert guided == [3.0] * 5 + [1.0] * 5  # u + 3 (c - u) above the floor, c alone below
+    assert calls == [2] * 5 + [1] * 5  # one batched call of two, then one of one
+    assert guidance_floor(sigmas, 1.0) == 0.0  # every step guided
+    assert guidance_floor(sigmas, 0.01) == float(sigmas[1])  # at least the first step
+    with pytest.raises(ValueError, match="guidance end"):
+        guidance_floor(sigmas, 0.0)
 
 
 def test_unknown_sampler_lists_the_known_ones():

@@ -87,6 +87,11 @@ def test_unsupported_mode_or_option_lists_what_the_model_supports():
         check_request(GenerationRequest(width=100), CAPS)
     with pytest.raises(UnsupportedError, match="LoRA is not supported"):
         check_request(GenerationRequest(loras=[{"path": "x"}]), CAPS)
+    with pytest.raises(UnsupportedError, match="guidance_end 0.5 is not supported"):
+        check_request(GenerationRequest(guidance_end=0.5), CAPS)
+    assert check_request(GenerationRequest(guidance_end=1.0), CAPS) == Mode.T2I
+    with_end = CAPS.model_copy(update={"default_guidance_end": 1.0})
+    assert check_request(GenerationRequest(guidance_end=0.5), with_end) == Mode.T2I
     assert check_request(GenerationRequest(prompt="ok", width=64), CAPS) == Mode.T2I
 
 

@@ -59,12 +59,16 @@ def _cat(a: Any, b: Any) -> Any:
     raise TypeError(f"cannot batch a conditioning of type {type(a).__name__}")
 
 
-def cfg_denoiser(denoiser: Denoiser, scale: float) -> Denoiser:
-    """Classifier-free guidance (Ho & Salimans 2022): cond is (positive, negative); one batched call."""
+def cfg_denoiser(denoiser: Denoiser, scale: float, *, sigma_floor: float = 0.0) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans 2022): cond is (positive, negative); one batched call.
+
+    Guidance applies only while sigma > sigma_floor (a guidance interval, Kynkaanniemi et al. 2024); below
+    it the positive conditioning alone is evaluated, one pass instead of two.
+    """
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor, cond: Any) -> torch.Tensor:
         pos, neg = cond
-        if scale == 1.0 or neg is None:
+        if scale == 1.0 or neg is None or float(sigma.max()) <= sigma_floor:
             return denoiser(x, sigma, pos)
         out = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), _cat(pos, neg))  # (2B, C, H, W)
         c, u = out.chunk(2)

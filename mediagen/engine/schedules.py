@@ -39,6 +39,15 @@ def flow_sigmas(n: int, shift: float = 1.0) -> torch.Tensor:
     return t / (1 - t)
 
 
+def guidance_floor(sigmas: torch.Tensor, end: float) -> float:
+    """The sigma at or below which guidance stops when it covers the first `end` share of the steps of the
+    schedule `sigmas` (n + 1 levels, descending, ending at 0): ceil(end * n) steps stay guided."""
+    n = len(sigmas) - 1
+    if not 0.0 < end <= 1.0:
+        raise ValueError(f"guidance end must be in (0, 1], got {end}")
+    return float(sigmas[min(n, math.ceil(end * n - 1e-9))])
+
+
 def sigma_to_flow_t(sigma: torch.Tensor) -> torch.Tensor:
     """Inverse of the flow mapping: t = sigma / (1 + sigma)."""
     return sigma / (1 + sigma)

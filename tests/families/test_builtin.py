@@ -64,6 +64,7 @@ def test_capabilities(model):
     assert (caps.default_width, caps.default_height, caps.size_multiple) == (128, 128, 32)
     assert caps.min_size == 64 and caps.max_size == 256
     assert caps.default_sampler in caps.samplers and "euler" in caps.samplers
+    assert caps.default_guidance_end == 1.0
     assert len(model.weights_hash()) == 10
 
 
@@ -84,6 +85,17 @@ def test_t2i_other_sizes_and_several_items(mg):
     assert [o.image.size for o in outs] == [(192, 64), (192, 64)] and [o.seed for o in outs] == [10, 11]
     alone = _run(mg, seed=11, width=192, height=64, steps=2)[0]
     assert np.array_equal(_arr(outs[1].image), _arr(alone.image))
+
+
+def test_guidance_end_skips_guidance_on_the_last_steps(mg):
+    full = _arr(_run(mg, seed=5, steps=4)[0].image)
+    assert np.array_equal(full, _arr(_run(mg, seed=5, steps=4, guidance_end=1.0)[0].image))
+    assert np.array_equal(full, _arr(_run(mg, seed=5, steps=4, guidance_end=0.8)[0].image))  # ceil(3.2) = 4 guided
+    half = _arr(_run(mg, seed=5, steps=4, guidance_end=0.5)[0].image)
+    assert not np.array_equal(full, half)
+    unguided = _arr(_run(mg, seed=5, steps=4, guidance=1.0)[0].image)
+    assert np.array_equal(unguided, _arr(_run(mg, seed=5, steps=4, guidance=1.0, guidance_end=0.5)[0].image))
+    assert not np.array_equal(unguided, half)  # guided on its first two steps: neither image
 
 
 def test_t2i_rejects_sizes_off_the_grid(mg):

@@ -53,6 +53,7 @@ class ModelConfig:
     text_layers: tuple[int, ...] = (6,)  # MiniLM hidden states concatenated as the context (6 = last layer)
     default_steps: int = 20
     default_guidance: float = 3.0
+    default_guidance_end: float = 1.0  # share of the steps, from the first, that use guidance
     default_shift: float = 1.0
     default_size: int = 128
 

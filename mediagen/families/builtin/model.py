@@ -54,7 +54,8 @@ class BuiltinModel:
         c = self.config
         return Capabilities(
             model=self.id, family="builtin", modes=list(MODES), samplers=list(SAMPLERS), default_sampler="euler",
-            default_steps=c.default_steps, default_guidance=c.default_guidance, default_width=c.default_size,
+            default_steps=c.default_steps, default_guidance=c.default_guidance,
+            default_guidance_end=c.default_guidance_end, default_width=c.default_size,
             default_height=c.default_size, size_multiple=SIZE_MULTIPLE, min_size=MIN_SIZE, max_size=MAX_SIZE,
             notes="trained on mediagen's procedural world (shapes, colours, sizes, materials, positions); "
                   "inpainting and outpainting are trained in",
@@ -87,6 +88,7 @@ class BuiltinModel:
                                         progress))
         steps = req.steps or caps.default_steps
         guidance = caps.default_guidance if req.guidance is None else req.guidance
+        guidance_end = caps.default_guidance_end if req.guidance_end is None else req.guidance_end
         sampler = req.sampler or caps.default_sampler
         seed = req.seed if req.seed is not None else 0
         ctx, ctx_mask = self._encode_text(req.prompt, req.negative_prompt)
@@ -95,7 +97,8 @@ class BuiltinModel:
         for item in range(req.n):
             z = sample(self.unet, ctx=ctx[:1], ctx_mask=ctx_mask[:1], neg_ctx=ctx[1:], neg_mask=ctx_mask[1:],
                        shape=plan.shape, seeds=[seed + item], steps=steps, guidance=guidance, sampler=sampler,
-                       shift=self.config.default_shift, bf16=self.bf16, extra=plan.extra, init=plan.init,
+                       guidance_end=guidance_end, shift=self.config.default_shift, bf16=self.bf16,
+                       extra=plan.extra, init=plan.init,
                        strength=plan.strength, known=plan.known, known_mask=plan.known_mask,
                        callback=self._callback(progress, item, req.n))
             outputs.append(Output(kind="image", image=plan.finish(self.decode(z)), seed=seed + item))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mediagen.engine.denoisers import cfg_denoiser, flow_denoiser
 from mediagen.engine.loop import denoise
 from mediagen.engine.samplers import Callback
-from mediagen.engine.schedules import flow_sigmas
+from mediagen.engine.schedules import flow_sigmas, guidance_floor
 from mediagen.families.builtin.nets import UNet
 
 
@@ -56,12 +56,14 @@ def latent_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
 
 def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: torch.Tensor | None,
            neg_mask: torch.Tensor | None, shape: tuple[int, ...], seeds: Sequence[int], steps: int,
-           guidance: float, sampler: str, shift: float, bf16: bool, extra: torch.Tensor | None = None,
+           guidance: float, sampler: str, shift: float, bf16: bool, guidance_end: float = 1.0,
+           extra: torch.Tensor | None = None,
            init: torch.Tensor | None = None, strength: float | None = None, known: torch.Tensor | None = None,
            known_mask: torch.Tensor | None = None, callback: Callback | None = None) -> torch.Tensor:
     """Draw len(seeds) latents of shape (C, h, w) with the shared engine; ctx (1 or B, M, 384) per prompt.
 
     known/known_mask (1, C, h, w)/(1, 1, h, w): blended inpainting, the known latent kept where the mask is 0.
+    guidance_end: the share of the schedule's steps, from the first, that use guidance.
     """
     b, device = len(seeds), ctx.device
     extra = inpaint_extra(None, None, (b, *shape), device) if extra is None else extra
@@ -69,7 +71,9 @@ def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: to
     neg = None
     if neg_ctx is not None and guidance != 1.0:
         neg = {**text_cond(unet, neg_ctx.expand(b, -1, -1), neg_mask.expand(b, -1), bf16=bf16), "extra": extra}
-    den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance)
-    return denoise(den, shape=shape, seeds=seeds, sigmas=flow_sigmas(steps, shift), sampler=sampler,
+    sigmas = flow_sigmas(steps, shift)
+    den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance,
+                       sigma_floor=guidance_floor(sigmas, guidance_end))
+    return denoise(den, shape=shape, seeds=seeds, sigmas=sigmas, sampler=sampler,
                    cond=(pos, neg), init=init, strength=strength, known=known, known_mask=known_mask,
                    callback=callback, device=device)

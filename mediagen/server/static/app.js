@@ -37,19 +37,22 @@ const FIELD_RULES = {
   frames: { modes: ["t2v", "i2v"], caps: (c) => c.max_frames },
   fps: { modes: ["t2v", "i2v", "v2v"] },
   sampler: { caps: (c) => c.samplers && c.samplers.length > 0 },
+  guidance_end: { caps: (c) => c.default_guidance_end != null },
 };
-const ADVANCED = new Set(["sampler", "mask_blur", "inpaint_only_masked", "inpaint_padding"]);
+const ADVANCED = new Set(["sampler", "guidance_end", "mask_blur", "inpaint_only_masked", "inpaint_padding"]);
 // Defaults shown in the form come from the model's capabilities.
 const CAP_DEFAULTS = {
   steps: "default_steps", guidance: "default_guidance", sampler: "default_sampler", width: "default_width",
   height: "default_height", strength: "default_strength", frames: "default_frames", fps: "default_fps",
+  guidance_end: "default_guidance_end",
 };
-const STEP_SIZES = { guidance: 0.5, strength: 0.05, fps: 1 };
+const STEP_SIZES = { guidance: 0.5, strength: 0.05, fps: 1, guidance_end: 0.05 };
 const LABELS = { n: "Outputs", negative_prompt: "Negative prompt", mask_blur: "Mask blur (px)",
+  guidance_end: "Guided share of the steps",
   inpaint_only_masked: "Inpaint only the masked area", inpaint_padding: "Context around the mask (px)" };
 // Form order; fields the schema gains later follow in schema order.
 const ORDER = ["negative_prompt", "width", "height", "frames", "fps", "strength", "steps", "guidance", "n", "seed",
-  "sampler", "mask_blur", "inpaint_only_masked", "inpaint_padding"];
+  "sampler", "guidance_end", "mask_blur", "inpaint_only_masked", "inpaint_padding"];
 
 const state = {
   schema: null, models: [], model: null, caps: null, mode: "t2i", fields: {},
