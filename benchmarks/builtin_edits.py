@@ -2,6 +2,7 @@
 
     python benchmarks/builtin_edits.py [--model builtin | builtin:/path/to/export] [--per-tag 5]
                                        [--sections inpaint,blend,outpaint,i2i] [--json out.json]
+                                       [--steps N] [--guidance G]
 
 inpaint: trained-in inpainting (mask + masked latent as UNet inputs): outside-mask pixels kept, the removed
 objects back inside the mask (class, colour, count). blend: the same tasks, training-free (text-to-image
@@ -33,7 +34,8 @@ def records(mode: str, per_tag: int, seed: int) -> list[dict[str, Any]]:
 
 
 def run_mode(api: Any, model: str, mode: str, recs: list[dict[str, Any]], seed: int,
-             strength: float | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+             strength: float | None = None, steps: int | None = None,
+             options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scores of the model's outputs and of the world's answers for the same tasks."""
     from mediagen.world.evaluate import generate
     from mediagen.world.score.detect import load_shape_model
@@ -44,7 +46,7 @@ def run_mode(api: Any, model: str, mode: str, recs: list[dict[str, Any]], seed: 
     for i, rec in enumerate(recs):
         rec = rec | ({"strength": strength} if strength is not None else {})
         task = prepare(rec, mode, 128, 128, with_world=True)
-        img = generate(task, model, 1, seed + i, api)[0]
+        img = generate(task, model, 1, seed + i, api, steps, options)[0]
         got.append(score(task, img, model=shape_model))
         truth.append(score(task, task.world, model=shape_model))
     return got, truth
@@ -72,31 +74,36 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sections", default="inpaint,blend,outpaint,i2i")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's")
     a = p.parse_args()
+    sampling = {"steps": a.steps, "options": {"guidance": a.guidance} if a.guidance is not None else None}
 
     from mediagen.api import Mediagen
     from mediagen.media import atomic_write
 
     api = Mediagen()
     loaded = api.model(a.model)
-    results: dict[str, Any] = {"model": a.model, "per_tag": a.per_tag}
+    results: dict[str, Any] = {"model": a.model, "per_tag": a.per_tag, "steps": a.steps or "model default",
+                               "guidance": "model default" if a.guidance is None else a.guidance}
     t0 = time.time()
     for section in a.sections.split(","):
         t = time.time()
         if section in ("inpaint", "blend"):
             loaded.inpaint_method = "blend" if section == "blend" else "trained"
-            got, truth = run_mode(api, a.model, "inpaint", records("inpaint", a.per_tag, a.seed), a.seed)
+            got, truth = run_mode(api, a.model, "inpaint", records("inpaint", a.per_tag, a.seed), a.seed, **sampling)
             loaded.inpaint_method = "trained"
             results[section] = {"model": summary(got), "world": summary(truth)}
         elif section == "outpaint":
-            got, truth = run_mode(api, a.model, "outpaint", records("outpaint", a.per_tag, a.seed), a.seed)
+            got, truth = run_mode(api, a.model, "outpaint", records("outpaint", a.per_tag, a.seed), a.seed,
+                                  **sampling)
             s, w = summary(got), summary(truth)
             s["seam_vs_world"] = s["seam"] / w["seam"]
             results[section] = {"model": s, "world": w}
         elif section == "i2i":
             recs = records("i2i", a.per_tag, a.seed)
             for strength in (0.3, 0.8):
-                got, truth = run_mode(api, a.model, "i2i", recs, a.seed, strength)
+                got, truth = run_mode(api, a.model, "i2i", recs, a.seed, strength, **sampling)
                 results[f"i2i@{strength}"] = {"model": summary(got), "world": summary(truth)}
         else:
             raise SystemExit(f"unknown section {section!r}; use inpaint, blend, outpaint, i2i")

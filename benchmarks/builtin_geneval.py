@@ -2,7 +2,8 @@
 
     python benchmarks/builtin_geneval.py [--per-tag 20] [--model builtin | builtin:/path/to/export]
                                          [--mode t2i] [--steps N] [--sampler S] [--guidance G]
-                                         [--json scores.json] [--autoencoded]
+                                         [--guidance-end E] [--json scores.json] [--autoencoded]
+    python benchmarks/builtin_geneval.py --compare A.json B.json
 
 Takes the first --per-tag records of every tag from the world's held-out prompt file, generates and scores them
 with `mediagen.world.evaluate`, and prints the overall score and per-tag accuracy (optionally writing them as
@@ -12,6 +13,10 @@ are also split by whether the record names a colour-shape pair held out of train
 --autoencoded scores the world's own render of each record after a round trip through the model's
 autoencoder (encode, decode) instead of generating: the most a model that draws in that latent space can
 score, so the model's figure can be read against it.
+
+--compare reads two --json summaries and compares them on the records both scored with the same prompt and
+seed: the same noise goes in, so the difference comes from what changed between the runs (steps, sampler,
+guidance, weights) and shows at fewer prompts than two separate scores need.
 """
 
 from __future__ import annotations
@@ -105,6 +110,50 @@ def write_sheet(path: Path, rows: list[dict], images: list, per_tag: int) -> Non
     atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
 
 
+def read_summary(path: Path) -> dict:
+    """A --json summary with per-record verdicts; a clear error if it has none."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--compare {path}: cannot read it as JSON ({e})")
+    if not isinstance(d.get("verdicts"), list):
+        raise SystemExit(f"--compare {path}: it has no per-record verdicts; score again with this script's --json")
+    return d
+
+
+def paired(tags: list[str], mine: list[bool], theirs: list[bool]) -> dict[str, dict]:
+    """Per tag and overall (mean over tags): one run's accuracy minus another's on the same records, with the
+    standard error of that paired difference (its per-record spread over sqrt(n))."""
+    out: dict[str, dict] = {}
+    for tag in dict.fromkeys(tags):
+        d = [int(a) - int(b) for t, a, b in zip(tags, mine, theirs) if t == tag]
+        n = len(d)
+        mean = sum(d) / n
+        var = sum((x - mean) ** 2 for x in d) / max(n - 1, 1)
+        out[tag] = {"n": n, "diff": mean, "se": (var / n) ** 0.5,
+                    "only_this": d.count(1), "only_other": d.count(-1)}
+    k = len(out)
+    out["overall"] = {"n": sum(v["n"] for v in out.values()), "diff": sum(v["diff"] for v in out.values()) / k,
+                      "se": sum(v["se"] ** 2 for v in out.values()) ** 0.5 / k,
+                      "only_this": sum(v["only_this"] for v in out.values()),
+                      "only_other": sum(v["only_other"] for v in out.values())}
+    return out
+
+
+def print_paired(a: dict, b: dict, path_a: Path, path_b: Path) -> None:
+    """Two runs' summaries compared on the records both scored with the same prompt and seed."""
+    key = lambda v: (v["tag"], v["prompt"], v["seed"])  # noqa: E731
+    theirs = {key(v): v["correct"] for v in b["verdicts"]}
+    common = [v for v in a["verdicts"] if key(v) in theirs]
+    if not common:
+        raise SystemExit(f"--compare: {path_a} and {path_b} share no record scored with the same prompt and seed")
+    res = paired([v["tag"] for v in common], [v["correct"] for v in common], [theirs[key(v)] for v in common])
+    print(f"A = {path_a}, B = {path_b}: A minus B on {len(common)} common records")
+    for tag, v in res.items():
+        print(f"  {tag:<14} {v['diff']:+.3f} +- {v['se']:.3f}  (right only in A {v['only_this']}, "
+              f"only in B {v['only_other']}, n={v['n']})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="builtin")
@@ -114,6 +163,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--sampler", default=None, help="default: the model's")
     p.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    p.add_argument("--guidance-end", type=float, default=None,
+                   help="share of the steps that use guidance (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
@@ -124,7 +175,13 @@ def main() -> None:
     p.add_argument("--sheet-per-tag", type=int, default=6)
     p.add_argument("--ae-checkpoint", type=Path, default=None,
                    help="with --autoencoded: the autoencoder of a training run's checkpoint instead of the model's")
+    p.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), default=None,
+                   help="generate nothing: compare two --json summaries on the records they share (same prompt "
+                        "and seed), per tag: how many each alone got right, and A minus B with its standard error")
     a = p.parse_args()
+    if a.compare is not None:
+        print_paired(*(read_summary(f) for f in a.compare), *a.compare)
+        return
 
     from mediagen.media import atomic_write
     from mediagen.world.captions import GENEVAL_TAGS
@@ -142,16 +199,20 @@ def main() -> None:
         rep = autoencoded(records, a.model, a.seed, a.ae_checkpoint)
         rep["seconds"] = time.time() - t0
     else:
-        options = {k: v for k, v in (("sampler", a.sampler), ("guidance", a.guidance)) if v is not None}
+        options = {k: v for k, v in (("sampler", a.sampler), ("guidance", a.guidance),
+                                     ("guidance_end", a.guidance_end)) if v is not None}
         rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps, options=options)
         if a.sheet is not None:
             write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
         rep["by_combo"] = combo_split(records, [r["correct"] for r in sorted(rows, key=lambda r: r["index"])])
+        rep["verdicts"] = [{"tag": r["tag"], "prompt": r["prompt"], "seed": a.seed + r["index"],
+                            "correct": bool(r["correct"])} for r in sorted(rows, key=lambda r: r["index"])]
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
     summary["steps"] = a.steps or "model default"
     summary["sampler"] = a.sampler or "model default"
     summary["guidance"] = "model default" if a.guidance is None else a.guidance
+    summary["guidance_end"] = "model default" if a.guidance_end is None else a.guidance_end
     summary["scorer"] = scorer_id()
     summary["load_average"] = round(os.getloadavg()[0], 2)
     what = f"world renders through the autoencoder of {rep['model']}" if a.autoencoded else f"{a.model} {a.mode}"
