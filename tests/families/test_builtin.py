@@ -98,6 +98,14 @@ def test_guidance_end_skips_guidance_on_the_last_steps(mg):
     assert not np.array_equal(unguided, half)  # guided on its first two steps: neither image
 
 
+def test_guidance_end_counts_the_steps_img2img_runs(mg):
+    src = _run(mg, seed=5, steps=2)[0].image
+    kw = {"seed": 6, "image": src, "strength": 0.5, "steps": 4}  # runs the last 2 of 4 steps
+    half = _arr(_run(mg, guidance_end=0.5, **kw)[0].image)  # the first of those 2 guided
+    assert not np.array_equal(half, _arr(_run(mg, guidance=1.0, **kw)[0].image))
+    assert not np.array_equal(half, _arr(_run(mg, **kw)[0].image))
+
+
 def test_t2i_rejects_sizes_off_the_grid(mg):
     from mediagen.errors import UnsupportedError
 
