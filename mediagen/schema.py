@@ -176,8 +176,9 @@ class GenerationRequest(_Strict):
     seed: int | None = Field(None, ge=0, lt=2**63, description="random seed (default: random, recorded)")
     steps: int | None = Field(None, ge=1, le=1000)
     guidance: float | None = Field(None, ge=0.0, le=50.0, description="classifier-free guidance scale")
-    guidance_end: float | None = Field(None, gt=0.0, le=1.0, description="share of the steps, from the first, "
-                                       "that use guidance; later ones run one pass instead of two (default: the model's)")
+    guidance_end: float | None = Field(None, gt=0.0, le=1.0, description="share of the steps that run, from the "
+                                       "first, that use guidance; later ones run one pass instead of two (faster; "
+                                       "default: the model's)")
     sampler: str | None = None
     width: int | None = Field(None, ge=8, le=8192)
     height: int | None = Field(None, ge=8, le=8192)
