@@ -205,9 +205,10 @@ def main() -> None:
         if a.sheet is not None:
             write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)
-        rep["by_combo"] = combo_split(records, [r["correct"] for r in sorted(rows, key=lambda r: r["index"])])
+        ordered = sorted(rows, key=lambda r: r["index"])  # record order
+        rep["by_combo"] = combo_split(records, [r["correct"] for r in ordered])
         rep["verdicts"] = [{"tag": r["tag"], "prompt": r["prompt"], "seed": a.seed + r["index"],
-                            "correct": bool(r["correct"])} for r in sorted(rows, key=lambda r: r["index"])]
+                            "correct": bool(r["correct"])} for r in ordered]
     summary = {k: v for k, v in rep.items() if k not in ("rows", "means")}
     summary["steps"] = a.steps or "model default"
     summary["sampler"] = a.sampler or "model default"

@@ -24,6 +24,11 @@ def start_index(n_steps: int, strength: float | None) -> int:
     return min(max(skip, 0), n_steps - 1)
 
 
+def run_sigmas(sigmas: torch.Tensor, init: torch.Tensor | None, strength: float | None) -> torch.Tensor:
+    """The part of the schedule a run walks: all of it from noise, its tail for img2img at `strength`."""
+    return sigmas[start_index(len(sigmas) - 1, strength) if init is not None else 0 :]
+
+
 @torch.no_grad()
 def denoise(denoiser: Denoiser, *, shape: tuple[int, ...], seeds: Sequence[int], sigmas: torch.Tensor,
             sampler: str, cond: Any, init: torch.Tensor | None = None, strength: float | None = None,
@@ -35,8 +40,7 @@ def denoise(denoiser: Denoiser, *, shape: tuple[int, ...], seeds: Sequence[int],
     where known_mask == 0 (1 = regenerate), for blended inpainting on models without inpaint channels.
     """
     eps = batch_noise(shape, seeds, device=device)  # (B, C, H, W)
-    first = start_index(len(sigmas) - 1, strength) if init is not None else 0
-    sigmas = sigmas[first:].to(device)
+    sigmas = run_sigmas(sigmas, init, strength).to(device)
     x = eps * sigmas[0] if init is None else init + eps * sigmas[0]
     if known is not None and known_mask is not None:
         denoiser = keep_known(denoiser, known, known_mask)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mediagen.engine.denoisers import cfg_denoiser, flow_denoiser
-from mediagen.engine.loop import denoise, start_index
+from mediagen.engine.loop import denoise, run_sigmas
 from mediagen.engine.samplers import Callback
 from mediagen.engine.schedules import flow_sigmas, guidance_floor
 from mediagen.families.builtin.nets import UNet
@@ -72,9 +72,8 @@ def sample(unet: UNet, *, ctx: torch.Tensor, ctx_mask: torch.Tensor, neg_ctx: to
     if neg_ctx is not None and guidance != 1.0:
         neg = {**text_cond(unet, neg_ctx.expand(b, -1, -1), neg_mask.expand(b, -1), bf16=bf16), "extra": extra}
     sigmas = flow_sigmas(steps, shift)
-    first = start_index(steps, strength) if init is not None else 0  # the steps that run (img2img skips some)
     den = cfg_denoiser(flow_denoiser(make_velocity(unet, bf16=bf16)), guidance,
-                       sigma_floor=guidance_floor(sigmas[first:], guidance_end))
+                       sigma_floor=guidance_floor(run_sigmas(sigmas, init, strength), guidance_end))
     return denoise(den, shape=shape, seeds=seeds, sigmas=sigmas, sampler=sampler,
                    cond=(pos, neg), init=init, strength=strength, known=known, known_mask=known_mask,
                    callback=callback, device=device)
