@@ -2,7 +2,7 @@
 
     python benchmarks/builtin_geneval.py [--per-tag 20] [--model builtin | builtin:/path/to/export]
                                          [--mode t2i] [--steps N] [--sampler S] [--guidance G]
-                                         [--guidance-end E] [--json scores.json] [--autoencoded]
+                                         [--guidance-end E] [--json scores.json] [--autoencoded] [--jobs N]
     python benchmarks/builtin_geneval.py --compare A.json B.json
 
 Takes the first --per-tag records of every tag from the world's held-out prompt file, generates and scores them
@@ -110,6 +110,39 @@ def write_sheet(path: Path, rows: list[dict], images: list, per_tag: int) -> Non
     atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
 
 
+def _one_thread() -> None:
+    """Worker start-up for --jobs: one thread per process, so the processes share the cores instead of fighting."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _generate(records: list[dict], model: str, mode: str, seed: int, steps: int | None, options: dict):
+    """One --jobs process's share: `mediagen.world.evaluate.run` on a slice, the first record at `seed`."""
+    from mediagen.world.evaluate import run
+
+    return run(records, model, mode, 1, (128, 128), seed, steps, options=options)
+
+
+def run_jobs(records: list[dict], model: str, mode: str, seed: int, steps: int | None, options: dict, jobs: int):
+    """Rows and images of `records` generated and scored by `jobs` one-thread processes, each on a contiguous
+    slice; every record keeps the seed (seed + its index) it gets in one process, so the verdicts pair with a
+    one-process run's."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    cuts = [round(k * len(records) / jobs) for k in range(jobs + 1)]
+    slices = [(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
+    rows, images = [], []
+    with ProcessPoolExecutor(len(slices), mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        futures = [pool.submit(_generate, records[lo:hi], model, mode, seed + lo, steps, options) for lo, hi in slices]
+        for (lo, _), fut in zip(slices, futures):
+            part_rows, part_images = fut.result()
+            rows += [{**r, "index": r["index"] + lo} for r in part_rows]
+            images += part_images
+    return rows, images
+
+
 def read_summary(path: Path) -> dict:
     """A --json summary with per-record verdicts; a clear error if it has none."""
     try:
@@ -166,6 +199,9 @@ def main() -> None:
     p.add_argument("--guidance-end", type=float, default=None,
                    help="share of the steps that use guidance (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="generate in this many processes of one thread each (same seeds and verdicts as one "
+                        "process of one thread)")
     p.add_argument("--json", type=Path, default=None, help="write the summary here (atomically)")
     p.add_argument("--autoencoded", action="store_true", help="score autoencoded world renders instead")
     p.add_argument("--sheet", type=Path, default=None,
@@ -188,6 +224,8 @@ def main() -> None:
     from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report, run
 
     records, seen = [], {}
+    if a.jobs < 1:
+        p.error(f"--jobs {a.jobs}: give 1 or more processes")
     if a.tags is not None and not set(a.tags) <= set(GENEVAL_TAGS):
         p.error(f"unknown tag in --tags {a.tags}; the tags are {list(GENEVAL_TAGS)}")
     for r in read_records(DEFAULT_PROMPTS):
@@ -201,7 +239,10 @@ def main() -> None:
     else:
         options = {k: v for k, v in (("sampler", a.sampler), ("guidance", a.guidance),
                                      ("guidance_end", a.guidance_end)) if v is not None}
-        rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps, options=options)
+        if a.jobs > 1:
+            rows, images = run_jobs(records, a.model, a.mode, a.seed, a.steps, options, a.jobs)
+        else:
+            rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps, options=options)
         if a.sheet is not None:
             write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)

@@ -31,7 +31,7 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     ck = train.load_checkpoint(run / "unet_last.pt")
     assert ck["step"] == 30 and ck["text_layers"] == [6]
     assert train.main([*common, "unet", "--max-steps", "50", "--resume", "--p-prompt", "0.5", "--decay-from", "30",
-                       "--decay-until", "50", "--ground-weight", "0.1", *tiny]) == 0
+                       "--decay-until", "50", "--ground-weight", "0.1", "--ground-min-t", "0.3", *tiny]) == 0
     assert " grounding " in (run / "unet.log").read_text()
     assert train.load_checkpoint(run / "unet_last.pt")["step"] == 50
     with open(run / "unet_loss.csv") as f:
@@ -90,6 +90,15 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     assert set(ck["model"]) == set(exported)
     moved = max((ck["model"][k] - exported[k].float()).abs().max().item() for k in exported)
     assert 0 < moved < 0.01  # three warm-up steps away from the exported weights
+    # its export's card says how far it trained and carries the card of the model it began from
+    assert (run2 / train.BASE_CARD).read_text() == (out / "MODEL_CARD.md").read_text()
+    out2 = tmp_path / "weights2"
+    export.main(["--run", str(run2), "--out", str(out2)])
+    card = (out2 / "MODEL_CARD.md").read_text()
+    precision = "bf16 autocast" if ck["bf16"] else "fp32"
+    assert "UNet: 3 steps (about 24 samples), " in card and f"CPU ({precision}), on top of the model" in card
+    started = card.split("## Started from", 1)[1]
+    assert "### Training" in started and "UNet: 60 steps" in started and "\n# " not in started
     with pytest.raises(SystemExit, match="lacks config.json"):
         train.main(["--run", str(tmp_path / "run3"), "unet", "--init-from", str(tmp_path)])
 

@@ -20,7 +20,7 @@ import torch
 
 from mediagen.families.builtin.config import AEConfig, ModelConfig, UNetConfig
 from mediagen.families.builtin.model import WEIGHT_FILES, weights_dir
-from mediagen.families.builtin.train import DEFAULT_RUN, load_checkpoint
+from mediagen.families.builtin.train import BASE_CARD, DEFAULT_RUN, load_checkpoint
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -103,9 +103,20 @@ def edit_table(run: Path, step: int) -> list[str]:
     return out
 
 
+def base_history(card: str) -> list[str]:
+    """An earlier model card's lines below its title, every heading one level deeper."""
+    lines = card.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    return [f"#{ln}" if ln.startswith("#") else ln for ln in lines]
+
+
 def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params: tuple[int, int]) -> str:
     """MODEL_CARD.md text from the checkpoints and the run's logs."""
     curve = _loss_curve(run / "unet_loss.csv", unet_ck["step"])
+    base = run / BASE_CARD
     scenes = curve[-1]["scenes"] if curve else "?"
     seen = unet_ck["step"] * int(unet_ck.get("batch", 64))
     lines = [
@@ -140,7 +151,9 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
            if "decoder_step" in ae_ck else "")
         + f" (64x64 crops, batch 32); PSNR {ae_ck.get('psnr', float('nan')):.2f} dB on 64 held-out 128x128 renders.",
         f"- UNet: {unet_ck['step']} steps (about {seen} samples), {unet_ck['elapsed'] / 60:.1f} min of training on a "
-        "2-core CPU (bf16 autocast).",
+        f"2-core CPU ({'bf16 autocast' if unet_ck.get('bf16', True) else 'fp32'})"
+        + (", on top of the model this run started from (its card is under 'Started from' below)."
+           if base.exists() else "."),
         "",
         "## Learning curve (UNet, mean training loss)",
         "",
@@ -160,7 +173,11 @@ def model_card(cfg: ModelConfig, ae_ck: dict, unet_ck: dict, run: Path, n_params
     lines += ["", "## Limits", "",
               "It knows only the world it was trained on: simple solids and stick figures, its colours, sizes, "
               "materials, patterns, backgrounds and spatial relations. Sizes from 64 to 256 pixels (multiples of "
-              "32); trained at 128x128.", ""]
+              "32); trained at 128x128."]
+    if base.exists():
+        lines += ["", "## Started from", "", "This run began from an exported model; its card, one heading level down:",
+                  "", *base_history(base.read_text())]
+    lines.append("")
     lines.insert(2, f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     lines.insert(3, "")
     return "\n".join(lines)

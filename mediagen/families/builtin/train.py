@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -32,6 +33,7 @@ from mediagen.families.builtin.nets import AutoEncoder, UNet, count_params
 from mediagen.settings import cpu_has_fast_bf16
 
 DEFAULT_RUN = Path(os.environ.get("MEDIAGEN_BUILTIN_RUN", "/work/runs/builtin"))
+BASE_CARD = "base_card.md"  # in a run started from an exported model: that model's card
 
 PREVIEW_PROMPTS = (
     "a small red metal sphere left of a large blue cube",
@@ -375,6 +377,7 @@ def checkpoint_from_export(folder: Path, run: Path) -> dict:
 
     from mediagen.families.builtin.config import ModelConfig
     from mediagen.families.builtin.model import WEIGHT_FILES
+    from mediagen.media import atomic_write
 
     missing = [n for n in ("config.json", *WEIGHT_FILES) if not (folder / n).is_file()]
     if missing:
@@ -385,6 +388,9 @@ def checkpoint_from_export(folder: Path, run: Path) -> dict:
     if not (run / "ae_final.pt").exists():
         save_atomic({"model": ae_sd, "config": json.dumps(asdict(cfg.ae)), "step": 0, "elapsed": 0.0,
                      "source": str(folder)}, run / "ae_final.pt")
+    card = folder / "MODEL_CARD.md"
+    if card.is_file() and not (run / BASE_CARD).exists():  # the history the run's own export carries on
+        atomic_write(run / BASE_CARD, lambda tmp: shutil.copyfile(card, tmp))
     return {"model": unet_sd, "ema": unet_sd, "step": 0, "elapsed": 0.0, "config": json.dumps(asdict(cfg.unet)),
             "ae_hash": state_hash(ae_sd), "text_layers": list(cfg.text_layers)}
 
@@ -676,7 +682,7 @@ def cmd_unet(args: argparse.Namespace) -> None:
         save_atomic({"model": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
                      "elapsed": elapsed, "rng": rng_state(rng), "config": json.dumps(asdict(cfg)),
                      "ae_hash": ae_hash, "batch": args.batch, "max_tokens": args.max_tokens,
-                     "text_layers": list(layers), "warm_from": warm_from}, ckpt_path)
+                     "text_layers": list(layers), "warm_from": warm_from, "bf16": args.bf16}, ckpt_path)
 
     t_start = t_save = t_scan = t_prev = time.time()
     budget = args.minutes * 60
@@ -707,7 +713,8 @@ def cmd_unet(args: argparse.Namespace) -> None:
         maps: list[torch.Tensor] | None = [] if args.ground_weight > 0 else None
         loss = flow_loss(unet, x0, extra, ctx, ctx_mask, t, noise, maps, bf16=args.bf16)
         if maps is not None:
-            g = ground_loss(maps, *ground_targets(text.tokenizer, b, ds, ctx.shape[1]))
+            masks, named = ground_targets(text.tokenizer, b, ds, ctx.shape[1])
+            g = ground_loss(maps, masks, named & (t >= args.ground_min_t)[:, None])
             grounds.append(g.item())
             loss = loss + args.ground_weight * g
         opt.zero_grad(set_to_none=True)
@@ -799,6 +806,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--ground-weight", type=float, default=0.0,
                    help="weight of the token grounding loss on prompt captions (0 = off): object words' "
                         "cross-attention should fall on their objects")
+    u.add_argument("--ground-min-t", type=float, default=0.0,
+                   help="apply the grounding loss only to samples at this noise level or above (1 = pure noise), "
+                        "where the text alone has to say where each object goes")
     u.add_argument("--decay-from", type=int, default=None, help="step where the learning rate starts to fall")
     u.add_argument("--decay-until", type=int, default=None, help="step where it reaches a tenth")
     u.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192])
