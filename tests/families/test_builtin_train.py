@@ -99,6 +99,8 @@ def test_tiny_run_trains_resumes_exports_and_loads(tmp_path):
     assert "UNet: 3 steps (about 24 samples), " in card and f"CPU ({precision}), on top of the model" in card
     started = card.split("## Started from", 1)[1]
     assert "### Training" in started and "UNet: 60 steps" in started and "\n# " not in started
+    with pytest.raises(SystemExit, match="--ground-min-t 1.0: give a noise level"):
+        train.main(["--run", str(tmp_path / "run3"), "unet", "--ground-min-t", "1"])
     with pytest.raises(SystemExit, match="lacks config.json"):
         train.main(["--run", str(tmp_path / "run3"), "unet", "--init-from", str(tmp_path)])
 

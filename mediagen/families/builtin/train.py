@@ -620,6 +620,9 @@ def cmd_unet(args: argparse.Namespace) -> None:
     """Train the latent UNet (text-to-image + inpainting/outpainting channels) with rectified flow."""
     from mediagen.families.builtin.text import TextEncoder
 
+    if not 0 <= args.ground_min_t < 1:
+        raise SystemExit(f"--ground-min-t {args.ground_min_t}: give a noise level in [0, 1); at 1 or above no "
+                         "sample would count")
     run = Path(args.run)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
