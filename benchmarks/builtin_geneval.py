@@ -118,7 +118,8 @@ def _one_thread() -> None:
 
 
 def _generate(records: list[dict], model: str, mode: str, seed: int, steps: int | None, options: dict):
-    """One --jobs process's share: `mediagen.world.evaluate.run` on a slice, the first record at `seed`."""
+    """Rows and images of `records` by `mediagen.world.evaluate.run`, the first record at `seed` (one --jobs
+    process's slice, or all of them)."""
     from mediagen.world.evaluate import run
 
     return run(records, model, mode, 1, (128, 128), seed, steps, options=options)
@@ -221,7 +222,7 @@ def main() -> None:
 
     from mediagen.media import atomic_write
     from mediagen.world.captions import GENEVAL_TAGS
-    from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report, run
+    from mediagen.world.evaluate import DEFAULT_PROMPTS, read_records, report
 
     records, seen = [], {}
     if a.jobs < 1:
@@ -242,7 +243,7 @@ def main() -> None:
         if a.jobs > 1:
             rows, images = run_jobs(records, a.model, a.mode, a.seed, a.steps, options, a.jobs)
         else:
-            rows, images = run(records, a.model, a.mode, 1, (128, 128), a.seed, a.steps, options=options)
+            rows, images = _generate(records, a.model, a.mode, a.seed, a.steps, options)
         if a.sheet is not None:
             write_sheet(a.sheet, rows, images, a.sheet_per_tag)
         rep = report(rows, a.model, a.mode, f"{DEFAULT_PROMPTS.name} (first {a.per_tag} per tag)", 1, time.time() - t0)

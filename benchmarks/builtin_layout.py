@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 
 def main() -> None:
@@ -33,31 +32,31 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mediagen.families.builtin.model import load_folder, weights_dir
+    from mediagen.families.builtin import load
     from mediagen.families.builtin.pipeline import inpaint_extra
     from mediagen.families.builtin.text import encode_prompts
 
-    model = load_folder(Path(source) if source else weights_dir(), model_id=a.model)
+    model = load(source or "builtin")
     unet, c = model.unet, model.config.unet.latent_channels
     shapes = ("cube", "sphere", "cone", "cylinder", "pyramid")
     diffs: dict[tuple[str, float], list[float]] = {}
-    for rel, (first, second), seed, t in itertools.product(("left of", "right of"), itertools.permutations(shapes, 2),
-                                                           range(a.seeds), a.t):
+    for rel, (first, second) in itertools.product(("left of", "right of"), itertools.permutations(shapes, 2)):
         prompt = f"a photo of a {first} {rel} a {second}"
         ctx, mask = encode_prompts(model.text, [prompt])  # (1, M, D), (1, M)
         tokens = model.text.tokenizer.encode(prompt).tokens
         ia, ib = tokens.index(first), tokens.index(second)
-        x = torch.randn(1, c, 32, 32, generator=torch.Generator().manual_seed(seed))  # (1, C, h, w) pure noise
-        maps: list[torch.Tensor] = []
-        with torch.no_grad():
-            unet(torch.cat([x, inpaint_extra(None, None, x.shape)], dim=1), torch.tensor([t]), ctx, mask, maps)
-        per_block = []
-        for m in maps:  # (1, hw, M) head-mean attention weights
-            side = int(round(m.shape[1] ** 0.5))
-            cx = (torch.arange(m.shape[1]) % side).float() / (side - 1)  # (hw,) column of each cell
-            wa, wb = m[0, :, ia] / m[0, :, ia].sum(), m[0, :, ib] / m[0, :, ib].sum()
-            per_block.append(float((wa * cx).sum() - (wb * cx).sum()))
-        diffs.setdefault((rel, t), []).append(float(np.mean(per_block)))
+        for seed, t in itertools.product(range(a.seeds), a.t):
+            x = torch.randn(1, c, 32, 32, generator=torch.Generator().manual_seed(seed))  # (1, C, h, w) pure noise
+            maps: list[torch.Tensor] = []
+            with torch.no_grad():
+                unet(torch.cat([x, inpaint_extra(None, None, x.shape)], dim=1), torch.tensor([t]), ctx, mask, maps)
+            per_block = []
+            for m in maps:  # (1, hw, M) head-mean attention weights
+                side = int(round(m.shape[1] ** 0.5))
+                cx = (torch.arange(m.shape[1]) % side).float() / (side - 1)  # (hw,) column of each cell
+                wa, wb = m[0, :, ia] / m[0, :, ia].sum(), m[0, :, ib] / m[0, :, ib].sum()
+                per_block.append(float((wa * cx).sum() - (wb * cx).sum()))
+            diffs.setdefault((rel, t), []).append(float(np.mean(per_block)))
     print(f"{a.model}: centroid of A's attention minus B's (0 = left edge, 1 = right edge)")
     for (rel, t), v in diffs.items():
         v = np.asarray(v)
