@@ -123,6 +123,8 @@ def add_request_options(p: argparse.ArgumentParser) -> None:
             kw["type"] = TYPE_PARSERS[inner]
         elif inner in (int, float):
             kw["type"] = inner
+        elif typing.get_origin(inner) is typing.Literal:
+            kw.update(type=str, choices=list(typing.get_args(inner)))
         else:
             kw["type"] = str
         if is_list:

@@ -87,9 +87,9 @@ def plan_edit(job: Job, caps: Capabilities) -> tuple[Job, Finisher]:
             if mask is None:
                 image = gen if gen.size == original.size else gen.resize(original.size, Image.Resampling.LANCZOS)
             elif box is not None:
-                image = stitch(base, gen, box, mask, req.mask_blur)
+                image = stitch(base, gen, box, mask, req.mask_blur, req.mask_blend)
             else:
-                image = composite(base, gen, mask, req.mask_blur)
+                image = composite(base, gen, mask, req.mask_blur, req.mask_blend)
             done.append(replace(out, image=image))
         return done
 

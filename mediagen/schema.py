@@ -186,7 +186,11 @@ class GenerationRequest(_Strict):
     image: Media | None = Field(None, description="init image (i2i), image to edit, or first frame (i2v)")
     strength: float | None = Field(None, ge=0.0, le=1.0, description="how much of the input to change")
     mask: Media | None = Field(None, description="white = regenerate")
-    mask_blur: int = Field(4, ge=0, le=256, description="soft blend width at the mask edge, pixels")
+    mask_blur: int = Field(4, ge=0, le=256, description="soft blend width at the mask edge, pixels (feather)")
+    mask_blend: Literal["gradient", "feather"] = Field(
+        "gradient", description="how generated pixels meet the original at the mask edge: gradient shifts them "
+        "by a smooth field so its colours continue across the edge, keeping all their detail (Poisson "
+        "blending); feather mixes the two images' colours over the mask blur width")
     inpaint_only_masked: bool = Field(False, description="crop around the mask, generate there, stitch back")
     inpaint_padding: int = Field(32, ge=0, le=1024, description="context around the mask for only-masked")
     extend: Extend | None = Field(None, description="outpainting: pixels added per side")

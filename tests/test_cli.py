@@ -34,6 +34,16 @@ def test_structured_options_parse():
     assert [(l.path, l.weight) for l in r.loras] == [("l.safetensors", 0.8), ("C:/k.safetensors", 1.0)]
 
 
+def test_choice_fields_take_their_choices_only(capsys):
+    assert _req(["outpaint", "x", "--image", "a.png", "--extend", "8,0,0,0"]).mask_blend == "gradient"
+    argv = ["generate", "x", "--image", "a.png", "--mask", "m.png", "--mask-blend", "feather"]
+    assert _req(argv).mask_blend == "feather"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "x", "--mask-blend", "poisson"])
+    err = capsys.readouterr().err
+    assert "--mask-blend: invalid choice: 'poisson'" in err and "gradient" in err and "feather" in err
+
+
 def test_mode_commands_fix_the_mode():
     assert _req(["t2i", "x"]).mode == Mode.T2I
     assert _req(["inpaint", "x", "--image", "a.png", "--mask", "m.png"]).resolved_mode() == Mode.INPAINT

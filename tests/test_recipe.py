@@ -89,6 +89,7 @@ def test_a1111_parameters_extra_keys_and_quoting(tmp_path):
                             steps=4, guidance=1.0, sampler="euler")
     text = a1111_parameters(_recipe(req, seed=3), size=(16, 12))
     assert "Denoising strength: 0.65" in text and "Mask blur: 4" in text and "Size: 16x12" in text
+    assert "Mask blend: gradient" in text
     assert 'Mode: inpaint' in text
     p = parse_a1111_parameters(text)
     assert p["Inpaint area"] == "Only masked" and p["Denoising strength"] == "0.65"

@@ -203,12 +203,30 @@ def _match_size(generated: Any, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(gen)
 
 
-def composite(original: Any, generated: Any, mask: np.ndarray, blur_px: int) -> Image.Image:
-    """Generated pixels inside the mask, original ones outside (bit-exact), a soft band inside the mask edge."""
+BLENDS = ("gradient", "feather")
+
+
+def _meet(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, weight: np.ndarray,
+          blend: str) -> np.ndarray:
+    """Generated pixels joined to the original inside the mask: shifted by a smooth field so that its colours
+    continue across the edge ("gradient", `seams.seamless`; the soft band is not needed) or mixed with them
+    by `weight`, the soft band ("feather")."""
+    if blend == "gradient":
+        from mediagen.engine.seams import seamless
+
+        return seamless(original, generated, mask)
+    if blend != "feather":
+        raise RequestError(f"unknown mask blend {blend!r}; use one of {', '.join(BLENDS)}")
+    return _blend(original, generated, weight)
+
+
+def composite(original: Any, generated: Any, mask: np.ndarray, blur_px: int, blend: str = "feather") -> Image.Image:
+    """Generated pixels inside the mask, original ones outside (bit-exact), joined at the mask edge (see `_meet`
+    for the two ways; the feather's band is `blur_px` wide)."""
     orig = load_image(original)
     m = _check_mask_size(mask, orig.size, "image")
     gen = _match_size(generated, orig.size)
-    return Image.fromarray(_blend(np.asarray(orig), gen, soften(m, blur_px)))
+    return Image.fromarray(_meet(np.asarray(orig), gen, m, soften(m, blur_px), blend))
 
 
 # -- outpainting ---------------------------------------------------------------------------------
@@ -308,7 +326,8 @@ def crop(item: Any, box: Box) -> Any:
     return arr[y0:y1, x0:x1].copy()
 
 
-def stitch(original: Any, generated_crop: Any, box: Box, mask: np.ndarray, blur_px: int) -> Image.Image:
+def stitch(original: Any, generated_crop: Any, box: Box, mask: np.ndarray, blur_px: int,
+           blend: str = "feather") -> Image.Image:
     """Paste a crop generated at any resolution back into the original through the mask (outside exact)."""
     orig = load_image(original)
     m = _check_mask_size(mask, orig.size, "image")
@@ -323,8 +342,12 @@ def stitch(original: Any, generated_crop: Any, box: Box, mask: np.ndarray, blur_
     ctx = int(blur_px) + 2
     cx0, cy0 = max(x0 - ctx, 0), max(y0 - ctx, 0)
     cx1, cy1 = min(x1 + ctx, orig.size[0]), min(y1 + ctx, orig.size[1])
-    weight = soften(m[cy0:cy1, cx0:cx1], blur_px)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-    region = _blend(np.asarray(orig.crop((x0, y0, x1, y1))), _match_size(generated_crop, (x1 - x0, y1 - y0)), weight)
+    # the context ring also holds the original pixels a gradient blend meets at a mask touching the box
+    context = np.asarray(orig.crop((cx0, cy0, cx1, cy1)))
+    gen = context.copy()
+    gen[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = _match_size(generated_crop, (x1 - x0, y1 - y0))
+    m_ctx = m[cy0:cy1, cx0:cx1]
+    region = _meet(context, gen, m_ctx, soften(m_ctx, blur_px), blend)
     out = orig.copy()
-    out.paste(Image.fromarray(region), (x0, y0))
+    out.paste(Image.fromarray(region), (cx0, cy0))
     return out

@@ -166,6 +166,16 @@ def test_outpaint_keeps_the_original_exactly(mg):
     arr = _arr(out.image)
     assert out.image.size == (192, 160)
     assert np.array_equal(arr[0:128, 64:192], _arr(src))
+    # the gradient blend (the default) carries the original's colours across the seam; the feather leaves
+    # the decoder's offset a few pixels in
+    feather = _arr(_run(mg, seed=2, image=src, extend=Extend(left=64, top=0, right=0, bottom=32),
+                        mask_blend="feather")[0].image)
+
+    def offset(img: np.ndarray, k: int) -> float:  # k pixels left of the seam, against the first column kept
+        return float(np.median(np.abs(img[:128, 64 - k].astype(int) - _arr(src)[:, 0]).sum(-1)))
+
+    assert max(offset(arr, k) for k in range(1, 5)) <= 2
+    assert offset(feather, 4) >= offset(arr, 4) + 3
 
 
 def test_generate_called_directly_handles_every_mode(model):

@@ -126,6 +126,11 @@ def test_outpaint_with_a_live_canvas_preview(page, input_png):
     page.click(".tab[data-mode=outpaint]")
     page.set_input_files("#file", str(input_png))
     page.wait_for_selector("#outpaint-canvas:not([hidden])")
+    # a choice field of the schema is a drop-down of its choices, set to the schema's default
+    assert page.eval_on_selector("select[name=mask_blend]", "s => [s.value, [...s.options].map(o => o.value)]") == [
+        "gradient", ["gradient", "feather"]]
+    page.click("#advanced > summary")
+    page.select_option("select[name=mask_blend]", "feather")
     for side, px in (("left", 32), ("top", 0), ("right", 0), ("bottom", 32)):
         page.fill(f"#extend-{side}", str(px))
         page.dispatch_event(f"#extend-{side}", "input")
@@ -135,6 +140,7 @@ def test_outpaint_with_a_live_canvas_preview(page, input_png):
     page.screenshot(path=str(ARTIFACTS / "outpaint-canvas.png"), full_page=True)
     job = generate(page, "more of the scene")
     assert job["mode"] == "outpaint" and job["request"]["extend"] == {"left": 32, "top": 0, "right": 0, "bottom": 32}
+    assert job["request"]["mask_blend"] == "feather"
     out = job["outputs"][0]
     assert (out["width"], out["height"]) == (96, 96)
     got = fetch_png(page, out["url"])

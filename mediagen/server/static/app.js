@@ -32,6 +32,7 @@ const FIELD_RULES = {
   height: { modes: ["t2i", "t2v"] },
   strength: { modes: ["i2i", "v2v"] },
   mask_blur: { modes: ["inpaint", "outpaint"] },
+  mask_blend: { modes: ["inpaint", "outpaint"] },
   inpaint_only_masked: { modes: ["inpaint"] },
   inpaint_padding: { modes: ["inpaint"] },
   frames: { modes: ["t2v", "i2v"], caps: (c) => c.max_frames },
@@ -39,7 +40,8 @@ const FIELD_RULES = {
   sampler: { caps: (c) => c.samplers && c.samplers.length > 0 },
   guidance_end: { caps: (c) => c.default_guidance_end != null },
 };
-const ADVANCED = new Set(["sampler", "guidance_end", "mask_blur", "inpaint_only_masked", "inpaint_padding"]);
+const ADVANCED = new Set(["sampler", "guidance_end", "mask_blur", "mask_blend", "inpaint_only_masked",
+  "inpaint_padding"]);
 // Defaults shown in the form come from the model's capabilities.
 const CAP_DEFAULTS = {
   steps: "default_steps", guidance: "default_guidance", sampler: "default_sampler", width: "default_width",
@@ -48,11 +50,11 @@ const CAP_DEFAULTS = {
 };
 const STEP_SIZES = { guidance: 0.5, strength: 0.05, fps: 1, guidance_end: 0.05 };
 const LABELS = { n: "Outputs", negative_prompt: "Negative prompt", mask_blur: "Mask blur (px)",
-  guidance_end: "Guided share of the steps",
+  mask_blend: "Mask blend", guidance_end: "Guided share of the steps",
   inpaint_only_masked: "Inpaint only the masked area", inpaint_padding: "Context around the mask (px)" };
 // Form order; fields the schema gains later follow in schema order.
 const ORDER = ["negative_prompt", "width", "height", "frames", "fps", "strength", "steps", "guidance", "n", "seed",
-  "sampler", "guidance_end", "mask_blur", "inpaint_only_masked", "inpaint_padding"];
+  "sampler", "guidance_end", "mask_blur", "mask_blend", "inpaint_only_masked", "inpaint_padding"];
 
 const state = {
   schema: null, models: [], model: null, caps: null, mode: "t2i", fields: {},
@@ -199,6 +201,9 @@ function fieldControl(name, prop) {
   let input;
   if (name === "sampler") {
     input = el("select", { name }, ...state.caps.samplers.map((s) => el("option", { value: s, text: s })));
+    input.value = value;
+  } else if (Array.isArray(prop.enum)) {
+    input = el("select", { name }, ...prop.enum.map((s) => el("option", { value: s, text: s })));
     input.value = value;
   } else if (prop.type === "boolean") {
     input = el("input", { type: "checkbox", name });
