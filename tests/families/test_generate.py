@@ -132,6 +132,34 @@ def test_samplers(model):
         run(model, sampler=bad)
 
 
+def test_guidance_end_runs_the_last_steps_unguided(model, family, photo, square_mask):
+    caps = model.capabilities()
+    if family not in ("sd15", "sdxl"):
+        assert caps.default_guidance_end is None  # so check_request refuses guidance_end below 1 up front
+        return
+    assert caps.default_guidance_end == 1.0
+    batches: list[int] = []
+    hook = model.denoiser().register_forward_pre_hook(lambda mod, args: batches.append(args[0].shape[0]))
+    try:
+        full = run(model, steps=4, guidance=5.0)[0]
+        assert batches == [2, 2, 2, 2]
+        batches.clear()
+        half = run(model, steps=4, guidance=5.0, guidance_end=0.5)[0]
+        assert batches == [2, 2, 1, 1]  # ceil(0.5 * 4) guided steps, then one pass per step
+        batches.clear()
+        run(model, mode=Mode.I2I, image=photo, strength=0.75, steps=4, guidance=5.0, guidance_end=0.3)
+        assert batches == [2, 1, 1]  # of the 3 steps img2img runs, ceil(0.3 * 3) = 1 is guided
+        batches.clear()
+        out = run(model, mode=Mode.INPAINT, image=photo, mask=square_mask, steps=3, guidance=5.0, guidance_end=0.5)
+        assert batches == [2, 2, 1] and out[0].image.size == (64, 64)
+    finally:
+        hook.remove()
+    assert not np.array_equal(pixels(full), pixels(half))
+    again = run(model, steps=4, guidance=5.0, guidance_end=0.5)[0]
+    assert np.array_equal(pixels(half), pixels(again))  # the switch does not outlive its call
+    assert np.array_equal(pixels(full), pixels(run(model, steps=4, guidance=5.0)[0]))
+
+
 def test_i2i(model, photo):
     a = run(model, Mode.I2I, image=photo, strength=0.5)[0]
     b = run(model, Mode.I2I, image=photo, strength=0.5)[0]

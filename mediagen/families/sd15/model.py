@@ -24,6 +24,7 @@ INFO = FamilyInfo(
     flow=False, size_multiple=8, default_steps=25, default_guidance=7.0, default_size=512,
     default_sampler="dpmpp_2m_karras",
     notes="(word:1.3) weights words; prompts longer than 77 tokens are encoded in 75-token windows",
+    cfg_batched=("prompt_embeds", "mask", "masked_image_latents"),
 )
 
 

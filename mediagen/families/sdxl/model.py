@@ -24,6 +24,7 @@ INFO = FamilyInfo(
     flow=False, size_multiple=8, default_steps=30, default_guidance=6.0, default_size=1024,
     default_sampler="dpmpp_2m_karras",
     notes="(word:1.3) weights words; prompts longer than 77 tokens are encoded in 75-token windows",
+    cfg_batched=("prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "masked_image_latents"),
 )
 
 
