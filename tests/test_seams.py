@@ -86,6 +86,17 @@ def test_stitch_gradient_matches_the_full_image_composite():
     assert np.abs(out.astype(int) - full.astype(int)).max() <= 1
 
 
+def test_a_soft_mask_mixes_in_its_share_of_the_shifted_pixels():
+    orig, gen = _smooth(60, 50), _generated(_smooth(60, 50))
+    hard = _box(60, 50, (15, 10, 45, 40))
+    soft = hard * 0.5
+    full = np.asarray(composite(Image.fromarray(orig), Image.fromarray(gen), hard, 4, "gradient")).astype(int)
+    half = np.asarray(composite(Image.fromarray(orig), Image.fromarray(gen), soft, 4, "gradient")).astype(int)
+    assert np.array_equal(half[hard == 0], orig[hard == 0])
+    inside = hard == 1
+    assert np.abs(half[inside] - (orig[inside] + full[inside]) / 2).max() <= 1
+
+
 def test_unknown_blend_is_refused():
     m = _box(16, 16, (4, 4, 12, 12))
     with pytest.raises(RequestError, match="unknown mask blend 'poisson'; use one of gradient, feather"):

@@ -209,12 +209,12 @@ BLENDS = ("gradient", "feather")
 def _meet(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, weight: np.ndarray,
           blend: str) -> np.ndarray:
     """Generated pixels joined to the original inside the mask: shifted by a smooth field so that its colours
-    continue across the edge ("gradient", `seams.seamless`; the soft band is not needed) or mixed with them
-    by `weight`, the soft band ("feather")."""
+    continue across the edge ("gradient", `seams.seamless`; no band needed, and a mask's own soft values
+    still mix in that share of the shifted pixels) or mixed with them by `weight`, the soft band ("feather")."""
     if blend == "gradient":
         from mediagen.engine.seams import seamless
 
-        return seamless(original, generated, mask)
+        return _blend(original, seamless(original, generated, mask), np.asarray(mask, np.float32))
     if blend != "feather":
         raise RequestError(f"unknown mask blend {blend!r}; use one of {', '.join(BLENDS)}")
     return _blend(original, generated, weight)
