@@ -1,7 +1,7 @@
 """Gradient-domain seams: generated pixels moved so that they meet the original without a step.
 
 A decoder never gives back the exact colours of the pixels it was shown, so a generated region pasted into
-the original sits a few levels off it, and a colour feather turns that offset into a band of visible steps.
+the original sits a few levels off it, and a colour feather turns that offset into a band of steps beside the edge.
 Here the region is solved for instead (Poisson image editing, Perez et al. 2003): it keeps the generated
 image's gradients inside the mask (none across its edge) while its border takes the original's values, so
 the colours continue across the edge and every generated detail stays, shifted by a smooth field. Where the

@@ -4,7 +4,8 @@ Generations are text to image; edits are image to image, or inpainting with a ma
 transparent pixels (alpha 0) mark what to regenerate (OpenAI's convention, the inverse of mediagen's
 white = regenerate, converted here); variations re-imagine an image without a prompt. OpenAI model names
 run on the server's default model. Besides OpenAI's parameters, mediagen's `seed`, `steps`, `guidance`,
-`guidance_end`, `sampler`, `negative_prompt` and `strength` are accepted (the client's `extra_body`).
+`guidance_end`, `sampler`, `negative_prompt`, `strength`, `mask_blur` and `mask_blend` are accepted (the
+client's `extra_body`).
 `quality` scales the step count (low 0.5x, high 1.5x). Parameters that cannot be honoured get OpenAI's error shape.
 """
 
@@ -34,7 +35,8 @@ from mediagen.server.uploads import decode_image, store_image
 OPENAI_MODELS = frozenset({"dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5",
                            "gpt-image-2", "chatgpt-image-latest"})
 URL_DEFAULT_MODELS = frozenset({"dall-e-2", "dall-e-3"})  # these answered with URLs by default
-EXTENSIONS = ("seed", "steps", "guidance", "guidance_end", "sampler", "negative_prompt", "strength")
+EXTENSIONS = ("seed", "steps", "guidance", "guidance_end", "sampler", "negative_prompt", "strength", "mask_blur",
+              "mask_blend")
 IGNORED = ("user", "moderation", "safety_identifier", "input_fidelity", "output_compression")
 QUALITY_STEPS = {"low": 0.5, "medium": 1.0, "standard": 1.0, "auto": 1.0, "high": 1.5, "hd": 1.5}
 MAX_N = 10

@@ -56,7 +56,7 @@ def test_edit_with_mask_regenerates_only_transparent_pixels(oa):
     arr[hole, 3] = 0  # alpha 0 = regenerate (OpenAI's convention)
     r = oa.images.edit(image=("scene.png", png_bytes(im), "image/png"),
                        mask=("mask.png", png_bytes(Image.fromarray(arr, "RGBA")), "image/png"),
-                       prompt="a green ball", extra_body={**FAST, "seed": 2})
+                       prompt="a green ball", extra_body={**FAST, "seed": 2, "mask_blend": "feather"})
     got, orig = decode(r.data[0]), np.asarray(im).astype(int)
     assert np.array_equal(got[~hole], orig[~hole])
     assert (np.abs(got - orig).sum(axis=2)[hole] > 0).mean() > 0.5
@@ -87,6 +87,7 @@ def test_models_list_and_retrieve(oa):
     ({"output_format": "webp"}, "output_format", 400),
     ({"extra_body": {"frobnicate": 1}}, "frobnicate", 400),
     ({"extra_body": {"steps": 0}}, "steps", 400),
+    ({"extra_body": {"mask_blend": "poisson"}}, "mask_blend", 400),
     ({"model": "no-such-model"}, "model", 404),
 ])
 def test_unsupported_parameters_get_openai_errors(oa, kwargs, param, status):
