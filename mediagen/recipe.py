@@ -241,18 +241,15 @@ def a1111_parameters(recipe: Mapping[str, Any], size: tuple[int, int] | None = N
         params.append(("Model", recipe["model"]))
     if req.get("strength") is not None:
         params.append(("Denoising strength", _fmt_num(req["strength"])))
-    if req.get("mask") is not None:
+    ext = req.get("extend")
+    if req.get("mask") is not None or ext:  # inpainting and outpainting both join pixels at a mask edge
         params.append(("Mask blur", req.get("mask_blur", 4)))
         params.append(("Mask blend", req.get("mask_blend", "gradient")))
-        if req.get("inpaint_only_masked"):
-            params.append(("Inpaint area", "Only masked"))
-            params.append(("Masked area padding", req.get("inpaint_padding", 32)))
-    ext = req.get("extend")
+    if req.get("mask") is not None and req.get("inpaint_only_masked"):
+        params.append(("Inpaint area", "Only masked"))
+        params.append(("Masked area padding", req.get("inpaint_padding", 32)))
     if ext:
         params.append(("Extend", f"{ext['left']},{ext['top']},{ext['right']},{ext['bottom']}"))
-        if req.get("mask") is None:
-            params.append(("Mask blur", req.get("mask_blur", 4)))
-            params.append(("Mask blend", req.get("mask_blend", "gradient")))
     if req.get("frames") and req["frames"] > 1:
         params.append(("Frames", req["frames"]))
     if req.get("fps"):

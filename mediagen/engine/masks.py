@@ -206,18 +206,18 @@ def _match_size(generated: Any, size: tuple[int, int]) -> np.ndarray:
 BLENDS = ("gradient", "feather")
 
 
-def _meet(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, weight: np.ndarray,
-          blend: str) -> np.ndarray:
+def _meet(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, blur_px: int, blend: str) -> np.ndarray:
     """Generated pixels joined to the original inside the mask: shifted by a smooth field so that its colours
     continue across the edge ("gradient", `seams.seamless`; no band needed, and a mask's own soft values
-    still mix in that share of the shifted pixels) or mixed with them by `weight`, the soft band ("feather")."""
+    still mix in that share of the shifted pixels) or mixed with them over a soft band `blur_px` wide
+    ("feather")."""
     if blend == "gradient":
         from mediagen.engine.seams import seamless
 
         return _blend(original, seamless(original, generated, mask), np.asarray(mask, np.float32))
     if blend != "feather":
         raise RequestError(f"unknown mask blend {blend!r}; use one of {', '.join(BLENDS)}")
-    return _blend(original, generated, weight)
+    return _blend(original, generated, soften(mask, blur_px))
 
 
 def composite(original: Any, generated: Any, mask: np.ndarray, blur_px: int, blend: str = "feather") -> Image.Image:
@@ -226,7 +226,7 @@ def composite(original: Any, generated: Any, mask: np.ndarray, blur_px: int, ble
     orig = load_image(original)
     m = _check_mask_size(mask, orig.size, "image")
     gen = _match_size(generated, orig.size)
-    return Image.fromarray(_meet(np.asarray(orig), gen, m, soften(m, blur_px), blend))
+    return Image.fromarray(_meet(np.asarray(orig), gen, m, blur_px, blend))
 
 
 # -- outpainting ---------------------------------------------------------------------------------
@@ -346,8 +346,7 @@ def stitch(original: Any, generated_crop: Any, box: Box, mask: np.ndarray, blur_
     context = np.asarray(orig.crop((cx0, cy0, cx1, cy1)))
     gen = context.copy()
     gen[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = _match_size(generated_crop, (x1 - x0, y1 - y0))
-    m_ctx = m[cy0:cy1, cx0:cx1]
-    region = _meet(context, gen, m_ctx, soften(m_ctx, blur_px), blend)
+    region = _meet(context, gen, m[cy0:cy1, cx0:cx1], blur_px, blend)
     out = orig.copy()
     out.paste(Image.fromarray(region), (cx0, cy0))
     return out

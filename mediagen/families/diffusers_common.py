@@ -435,15 +435,16 @@ class DiffusersModel:
         if self.accepts_size(pipe):
             call.update(width=w, height=h)
         guidance_end = 1.0 if req.guidance_end is None else req.guidance_end
-        if guidance_end < 1.0:
-            call["callback_on_step_end_tensor_inputs"] = ["latents", *self._cfg_tensors(pipe, job.mode)]
+        stacked = self._cfg_tensors(pipe, job.mode) if guidance_end < 1.0 else []
+        if stacked:
+            call["callback_on_step_end_tensor_inputs"] = ["latents", *stacked]
         seed = req.seed if req.seed is not None else 0
         outputs = []
         for item in range(req.n):
             generator = torch.Generator("cpu").manual_seed(seed + item)
             cb = self._progress_callback(progress, item, req.n, sink, w, h)
-            if guidance_end < 1.0:
-                cb = _guidance_stop(cb, guidance_end, call["callback_on_step_end_tensor_inputs"][1:])
+            if stacked:
+                cb = _guidance_stop(cb, guidance_end, stacked)
             image = pipe(**call, generator=generator, callback_on_step_end=cb).images[0]
             outputs.append(Output(kind="image", image=image, seed=seed + item))
         return outputs
